@@ -1,0 +1,38 @@
+"""How to run one LLM CLI and what its output means.
+
+One actor is one CLI process: spawned in its own session, drained, framed, parsed with the
+CLI's adapter, stopped. Specs (`command`, `fake`, ...) say how to run a given CLI.
+"""
+
+from ._adapters import JsonLinesAdapter as JsonLinesAdapter
+from ._adapters import TextAdapter as TextAdapter
+from ._classify import PatternClassifier as PatternClassifier
+from ._classify import parse_retry_after as parse_retry_after
+from ._errors import ErrorCategory as ErrorCategory
+from ._errors import LLMError as LLMError
+from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
+from ._events import AssistantMessage as AssistantMessage
+from ._events import ErrorReport as ErrorReport
+from ._events import Event as Event
+from ._events import FinalResult as FinalResult
+from ._events import RawEvent as RawEvent
+from ._events import SessionStarted as SessionStarted
+from ._events import TextDelta as TextDelta
+from ._events import ToolResult as ToolResult
+from ._events import ToolUse as ToolUse
+from ._events import Usage as Usage
+from ._events import UsageReport as UsageReport
+from ._factories import command as command
+from ._factories import fake as fake
+from ._fake import FaultPlan as FaultPlan
+from ._fake import FaultRule as FaultRule
+from ._process import ActorDone as ActorDone
+from ._process import CallOutcome as CallOutcome
+from ._process import run_process_actor as run_process_actor
+from ._process import stop_process_tree as stop_process_tree
+from ._spec import Adapter as Adapter
+from ._spec import Classifier as Classifier
+from ._spec import CliSpec as CliSpec
+from ._spec import ProcessExit as ProcessExit
+from ._timeouts import ProgressiveTimeoutManager as ProgressiveTimeoutManager
+from ._timeouts import TimeoutConfig as TimeoutConfig

@@ -1,0 +1,128 @@
+"""The one public exception type, `LLMError`, and its categories.
+
+Flat on purpose (as in httpcore): callers branch on ``error.category``, not on a class tree.
+Every message and stderr tail is redacted at construction, so no code path can leak a key.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+from ._redact import redact
+
+
+class ErrorCategory(enum.Enum):
+    """What went wrong, in terms that decide what to do next."""
+
+    RETRYABLE = "retryable"
+    TIMEOUT = "timeout"
+    RATE_LIMIT = "rate_limit"
+    MALFORMED_OUTPUT = "malformed_output"
+    AUTH_FAILURE = "auth_failure"
+    PERMANENT = "permanent"
+    CIRCUIT_OPEN = "circuit_open"
+
+
+RETRYABLE_CATEGORIES: frozenset[ErrorCategory] = frozenset(
+    {ErrorCategory.RETRYABLE, ErrorCategory.TIMEOUT, ErrorCategory.RATE_LIMIT}
+)
+
+
+class LLMError(Exception):
+    """A failed LLM CLI call, with the evidence of what happened.
+
+    Attributes:
+        category: the `ErrorCategory`.
+        message: a one-line, redacted description.
+        exit_code: the CLI's exit status, when it exited.
+        stderr: the redacted tail of the CLI's stderr (at most 64 KiB).
+        retry_after: seconds the CLI or API asked us to wait, when it said.
+        original_error: the underlying exception, if any.
+        event: the CLI event that carried the error, if any (raw JSON object).
+        cli: the name of the CLI spec that failed.
+        attempts: how many attempts were made before giving up (set by the retry layer).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        category: ErrorCategory = ErrorCategory.PERMANENT,
+        *,
+        exit_code: int | None = None,
+        stderr: str = "",
+        retry_after: float | None = None,
+        original_error: BaseException | None = None,
+        event: dict[str, Any] | None = None,
+        cli: str | None = None,
+        attempts: int = 1,
+        is_retryable: bool | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        secrets = tuple(secrets)
+        self.message = redact(message, secrets)
+        self.category = category
+        self.exit_code = exit_code
+        self.stderr = redact(stderr, secrets)
+        self.retry_after = retry_after
+        self.original_error = original_error
+        self.event = event
+        self.cli = cli
+        self.attempts = attempts
+        self._is_retryable = is_retryable
+        super().__init__(self.message)
+
+    @property
+    def is_retryable(self) -> bool:
+        """True when trying again may succeed (transient, timeout, rate limit)."""
+        if self._is_retryable is not None:
+            return self._is_retryable
+        return self.category in RETRYABLE_CATEGORIES
+
+    @property
+    def original(self) -> BaseException | None:
+        """Alias of `original_error`, as some callers of the reference API spell it."""
+        return self.original_error
+
+    def __str__(self) -> str:
+        parts = [f"[{self.category.value}]"]
+        if self.cli:
+            parts.append(f"{self.cli}:")
+        parts.append(self.message)
+        if self.exit_code is not None:
+            parts.append(f"(exit code {self.exit_code})")
+        if self.retry_after is not None:
+            parts.append(f"(retry after {self.retry_after:g}s)")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"LLMError({self.message!r}, {self.category}, exit_code={self.exit_code!r})"
+
+    def one_line(self) -> str:
+        """`str(self)` plus the last stderr line, for command-line output."""
+        text = str(self)
+        tail = self.stderr.strip().splitlines()[-1:] if self.stderr.strip() else []
+        if tail and tail[0] not in text:
+            text += f" — stderr: {tail[0][:300]}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no traceback, no secrets)."""
+        return {
+            "category": self.category.value,
+            "message": self.message,
+            "exit_code": self.exit_code,
+            "retry_after": self.retry_after,
+            "attempts": self.attempts,
+            "cli": self.cli,
+        }
+
+
+class RestartIntensityExceeded(LLMError):
+    """A supervisor saw more restarts than its intensity allows and shut down."""
+
+    def __init__(self, message: str, *, restarts: int, period: float) -> None:
+        super().__init__(message, ErrorCategory.PERMANENT)
+        self.restarts = restarts
+        self.period = period

@@ -1,0 +1,105 @@
+"""Process-group signalling and leftover detection.
+
+Every CLI starts in a new session, so its process id is also its group and session id and
+the whole tree (node CLIs spawn helpers) can be signalled at once with ``killpg``. After the
+leader is reaped its orphans are reparented away from us, so "is anything left?" is
+answered by the kernel (``killpg(pgid, 0)``) and, only when that says yes, by ``/proc``
+(to ignore zombies, which cannot be killed and are someone else's to reap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+import trio
+
+_POLL_S = 0.01
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # A member changed credentials (setuid helper); nothing more we may do.
+        return False
+    return True
+
+
+def _stat_fields(pid: str) -> tuple[str, int, int] | None:
+    """(state, pgrp, session) of a process, or None if it vanished."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may contain spaces and parens: split after the last ")".
+    rest = data[data.rfind(b")") + 2 :].split()
+    try:
+        return rest[0].decode(), int(rest[2]), int(rest[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def live_members(pgid: int) -> list[int]:
+    """Pids of non-zombie processes in group ``pgid`` or session ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass
+    members: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            fields = _stat_fields(entry)
+            if fields is None:
+                continue
+            state, pgrp, session = fields
+            if state != "Z" and (pgrp == pgid or session == pgid):
+                members.append(int(entry))
+    return members
+
+
+def _kill_members(pgid: int, sig: signal.Signals) -> None:
+    signal_group(pgid, sig)
+    # Members that left the group but not the session (setpgid) are found via /proc.
+    for pid in live_members(pgid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+async def wait_group_gone(pgid: int) -> None:
+    """Return once no live member of the group remains. Bound it with a cancel scope."""
+    # Orphans are not our children: no pidfd or wait() to block on, so poll.
+    while live_members(pgid):  # noqa: ASYNC110
+        await trio.sleep(_POLL_S)
+
+
+async def _gone_within(pgid: int, seconds: float) -> bool:
+    with trio.move_on_after(max(seconds, 0.0)):
+        await wait_group_gone(pgid)
+    return not live_members(pgid)
+
+
+async def sweep_group(pgid: int, grace: float, kill_wait: float = 1.0) -> list[int]:
+    """End every leftover of a finished CLI's tree: SIGTERM, wait ``grace``, SIGKILL.
+
+    Returns the pids that survived even SIGKILL for ``kill_wait`` seconds (stuck in D
+    state); the caller logs them. Bounded: never waits longer than ``grace + kill_wait``.
+    Call it shielded.
+    """
+    if not live_members(pgid):
+        return []
+    _kill_members(pgid, signal.SIGTERM)
+    if await _gone_within(pgid, grace):
+        return []
+    _kill_members(pgid, signal.SIGKILL)
+    await _gone_within(pgid, kill_wait)
+    return live_members(pgid)

@@ -1,0 +1,408 @@
+"""The process actor: one CLI process, from spawn to the last reaped grandchild.
+
+`run_process_actor` spawns the CLI in its own session, drains stdout and stderr
+concurrently, frames stdout into lines, parses them with the spec's adapter and sends each
+event to its owner over a bounded memory channel (so a slow owner slows the CLI down instead
+of growing a buffer). It ends with exactly one `ActorDone` message, or, if cancelled, with
+`trio.Cancelled` after the whole process tree is gone.
+
+Stop sequence (shielded, time-bounded): close stdin if still open and wait a little; SIGTERM
+to the whole group; wait out the grace period; SIGKILL to the group; reap with a bounded
+wait; then sweep any leftover member of the tree (a grandchild that ignores SIGTERM gets the
+same treatment).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+
+import attrs
+import trio
+
+from ._errors import ErrorCategory, LLMError
+from ._events import (
+    AssistantMessage,
+    Event,
+    FinalResult,
+    SessionStarted,
+    TextDelta,
+    Usage,
+    UsageReport,
+)
+from ._framing import LineFramer, LineTooLong
+from ._hygiene import live_members, signal_group, sweep_group
+from ._spec import CliSpec, ProcessExit
+from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
+
+logger = logging.getLogger("llmsup.actor")
+
+READ_CHUNK = 65536
+# After the CLI exits, how long a read may wait for more output before we stop draining
+# (a grandchild may hold the pipe open forever).
+EXIT_DRAIN_S = 0.5
+# Budget for leftovers of a CLI that exited on its own (they are orphans already).
+LEFTOVER_GRACE_S = 1.0
+# Bound on waiting for the kernel to reap after SIGKILL (a D-state process may never go).
+KILL_REAP_S = 2.0
+
+
+@attrs.frozen
+class CallOutcome:
+    """A successful call, as the actor saw it."""
+
+    text: str
+    session_id: str | None
+    usage: Usage | None
+    cost_usd: float | None
+    events: tuple[Event, ...]
+    exit_code: int
+    pid: int
+
+
+@attrs.frozen
+class ActorDone:
+    """The last message of an actor: exactly one of ``outcome`` and ``error``."""
+
+    outcome: CallOutcome | None = None
+    error: LLMError | None = None
+
+
+ActorMessage = Event | ActorDone
+
+
+class _TailBuffer:
+    """Keeps the last ``limit`` bytes written to it."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._data = bytearray()
+        self.total = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self._data += chunk
+        if len(self._data) > 2 * self._limit:
+            del self._data[: len(self._data) - self._limit]
+
+    def text(self) -> str:
+        return bytes(self._data[-self._limit :]).decode("utf-8", errors="replace")
+
+
+class _Reads:
+    """Per-read cancel scopes, so the process's exit can shorten reads already waiting."""
+
+    def __init__(self) -> None:
+        self._scopes: set[trio.CancelScope] = set()
+        self.exited = False
+
+    def _bound(self, deadline: float) -> float:
+        return min(deadline, trio.current_time() + EXIT_DRAIN_S) if self.exited else deadline
+
+    async def receive(self, stream: trio.abc.ReceiveStream, deadline: float) -> bytes | None:
+        """A chunk, ``b""`` at EOF, or None if the deadline passed first."""
+        with trio.CancelScope(deadline=self._bound(deadline)) as scope:
+            self._scopes.add(scope)
+            try:
+                return bytes(await stream.receive_some(READ_CHUNK))
+            finally:
+                self._scopes.discard(scope)
+        return None
+
+    def process_exited(self) -> None:
+        self.exited = True
+        for scope in self._scopes:
+            scope.deadline = self._bound(scope.deadline)
+
+
+@attrs.define
+class _Run:
+    """Mutable state of one run, shared by the actor's reader tasks."""
+
+    spec: CliSpec
+    outbox: trio.MemorySendChannel[ActorMessage]
+    timeouts: ProgressiveTimeoutManager
+    events: list[Event] = attrs.Factory(list)
+    failure: LLMError | None = None
+    reads: _Reads = attrs.Factory(_Reads)
+
+    def fail(self, error: LLMError, scope: trio.CancelScope) -> None:
+        if self.failure is None:
+            self.failure = error
+        scope.cancel()
+
+
+async def run_process_actor(
+    spec: CliSpec,
+    prompt: str,
+    outbox: trio.MemorySendChannel[ActorMessage],
+    timeouts: TimeoutConfig,
+    *,
+    on_spawn: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``spec`` once for ``prompt``; send its events, then one `ActorDone`.
+
+    Never raises except `trio.Cancelled` (and only after the tree is gone). Closing the
+    outbox is the caller's job.
+    """
+    try:
+        outcome = await _run_once(spec, prompt, outbox, timeouts, on_spawn)
+    except LLMError as error:
+        done = ActorDone(error=error)
+    else:
+        done = ActorDone(outcome=outcome)
+    try:
+        await outbox.send(done)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        logger.debug("owner of %s went away before the result", spec.name)
+
+
+def _spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
+    program = argv[0]
+    if isinstance(exc, FileNotFoundError):
+        where = "" if os.sep in program else " on PATH"
+        if spec.cwd and not os.path.isdir(spec.cwd):
+            reason = f"working directory {spec.cwd!r} does not exist"
+        else:
+            reason = f"CLI binary not found: {program!r}{where}"
+    elif isinstance(exc, PermissionError):
+        reason = f"CLI binary is not executable: {program!r}"
+    else:
+        reason = f"could not start CLI binary {program!r}: {exc}"
+    return LLMError(reason, ErrorCategory.PERMANENT, original_error=exc, cli=spec.name)
+
+
+async def _run_once(
+    spec: CliSpec,
+    prompt: str,
+    outbox: trio.MemorySendChannel[ActorMessage],
+    config: TimeoutConfig,
+    on_spawn: Callable[[int], None] | None,
+) -> CallOutcome:
+    try:
+        argv = spec.build_argv(prompt)
+    except ValueError as exc:
+        raise LLMError(str(exc), ErrorCategory.PERMANENT, cli=spec.name) from exc
+    payload = spec.stdin_payload(prompt)
+    timeouts = ProgressiveTimeoutManager(config)
+    timeouts.start()
+    try:
+        # Popen runs in a worker thread and cannot be interrupted; whatever it starts is
+        # owned by the try/finally below before the next checkpoint.
+        proc = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.PIPE if payload is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=spec.build_env(),
+            cwd=spec.cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise _spawn_error(spec, argv, exc) from exc
+    try:
+        if on_spawn is not None:
+            on_spawn(proc.pid)
+        return await _supervise(spec, proc, payload, outbox, timeouts)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stop_process_tree(proc, config.graceful_shutdown, spec.name)
+
+
+async def _supervise(
+    spec: CliSpec,
+    proc: trio.Process,
+    payload: bytes | None,
+    outbox: trio.MemorySendChannel[ActorMessage],
+    timeouts: ProgressiveTimeoutManager,
+) -> CallOutcome:
+    run = _Run(spec=spec, outbox=outbox, timeouts=timeouts)
+    stderr = _TailBuffer(spec.stderr_tail_bytes)
+    exit_code: int | None = None
+    with trio.CancelScope(deadline=timeouts.total_deadline) as total_scope:
+        async with trio.open_nursery() as nursery:
+            assert proc.stdout is not None and proc.stderr is not None
+            nursery.start_soon(_pump_stderr, run, proc.stderr, stderr)
+            nursery.start_soon(_pump_stdout, run, proc.stdout, nursery.cancel_scope)
+            if payload is not None:
+                assert proc.stdin is not None
+                nursery.start_soon(_write_stdin, proc.stdin, payload)
+            exit_code = await proc.wait()
+            run.reads.process_exited()
+    if total_scope.cancelled_caught and run.failure is None:
+        run.failure = LLMError(
+            f"{spec.name} did not finish within total_execution="
+            f"{timeouts.config.total_execution:g}s",
+            ErrorCategory.TIMEOUT,
+            stderr=stderr.text(),
+            cli=spec.name,
+            secrets=spec.secrets(),
+        )
+    if run.failure is not None:
+        run.failure.stderr = run.failure.stderr or stderr.text()
+        raise run.failure
+
+    events = tuple(run.events)
+    error = spec.classifier.classify(
+        ProcessExit(
+            cli=spec.name,
+            exit_code=exit_code,
+            stderr_tail=stderr.text(),
+            events=events,
+            secrets=spec.secrets(),
+        )
+    )
+    if error is not None:
+        raise error
+    assert exit_code is not None
+    return _outcome(events, exit_code, proc.pid)
+
+
+def _outcome(events: tuple[Event, ...], exit_code: int, pid: int) -> CallOutcome:
+    final = next((e for e in reversed(events) if isinstance(e, FinalResult)), None)
+    if final is not None:
+        text = final.text
+    else:
+        deltas = [e.text for e in events if isinstance(e, TextDelta)]
+        text = "".join(deltas) or "\n".join(
+            e.text for e in events if isinstance(e, AssistantMessage)
+        )
+    session_id = final.session_id if final is not None else None
+    if session_id is None:
+        session_id = next((e.session_id for e in events if isinstance(e, SessionStarted)), None)
+    usage = final.usage if final is not None else None
+    if usage is None:
+        usage = next((e.usage for e in reversed(events) if isinstance(e, UsageReport)), None)
+    return CallOutcome(
+        text=text,
+        session_id=session_id,
+        usage=usage,
+        cost_usd=final.cost_usd if final is not None else None,
+        events=events,
+        exit_code=exit_code,
+        pid=pid,
+    )
+
+
+async def _write_stdin(stdin: trio.abc.SendStream, payload: bytes) -> None:
+    try:
+        await stdin.send_all(payload)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # The CLI exited without reading; its exit status tells the story.
+    finally:
+        with trio.CancelScope(shield=True):
+            await stdin.aclose()
+
+
+async def _pump_stderr(run: _Run, stream: trio.abc.ReceiveStream, tail: _TailBuffer) -> None:
+    while True:
+        chunk = await run.reads.receive(stream, math.inf)
+        if not chunk:
+            return
+        tail.write(chunk)
+
+
+async def _pump_stdout(run: _Run, stream: trio.abc.ReceiveStream, scope: trio.CancelScope) -> None:
+    spec = run.spec
+    framer = LineFramer(spec.max_line_bytes)
+    adapter = spec.adapter_factory()
+    try:
+        while True:
+            chunk = await run.reads.receive(stream, run.timeouts.chunk_deadline)
+            if chunk is None:
+                if run.reads.exited:
+                    break  # A grandchild holds the pipe: the CLI's exit ends the call.
+                silence = run.timeouts.config.chunk_receive
+                run.fail(
+                    LLMError(
+                        f"{spec.name} sent no output for chunk_receive={silence:g}s",
+                        ErrorCategory.TIMEOUT,
+                        cli=spec.name,
+                    ),
+                    scope,
+                )
+                return
+            if not chunk:
+                break
+            run.timeouts.activity()
+            for line in framer.feed(chunk):
+                await _deliver(run, adapter.parse_line(line))
+        for line in framer.finish():
+            await _deliver(run, adapter.parse_line(line))
+        await _deliver(run, adapter.finish())
+    except LineTooLong as exc:
+        run.fail(
+            LLMError(
+                f"{spec.name} printed a line longer than max_line_bytes={spec.max_line_bytes}",
+                ErrorCategory.MALFORMED_OUTPUT,
+                original_error=exc,
+                cli=spec.name,
+            ),
+            scope,
+        )
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        run.fail(
+            LLMError(
+                "the owner stopped listening",
+                ErrorCategory.PERMANENT,
+                original_error=exc,
+                cli=spec.name,
+            ),
+            scope,
+        )
+
+
+async def _deliver(run: _Run, events: Sequence[Event]) -> None:
+    for event in events:
+        run.events.append(event)
+        await run.outbox.send(event)
+
+
+async def stop_process_tree(
+    proc: trio.Process, grace: float, name: str = "cli", *, close_stdin_first: bool = False
+) -> None:
+    """The stop sequence. Call shielded; returns within ``grace`` plus a few seconds.
+
+    ``close_stdin_first`` is for CLIs that read requests from stdin (warm actors): closing
+    it is their polite "please exit", so they get half the grace period to do so.
+    """
+    pgid = proc.pid
+    deadline = trio.current_time() + grace
+    if proc.returncode is None:
+        if close_stdin_first and proc.stdin is not None:
+            await proc.stdin.aclose()
+            with trio.move_on_at(trio.current_time() + grace / 2):
+                await proc.wait()
+        if proc.returncode is None:
+            signal_group(pgid, signal.SIGTERM)
+            with trio.move_on_at(deadline):
+                await proc.wait()
+        if proc.returncode is None:
+            signal_group(pgid, signal.SIGKILL)
+            with trio.move_on_after(KILL_REAP_S):
+                await proc.wait()
+            if proc.returncode is None:
+                logger.error("%s (pid %d) survived SIGKILL; not reaped", name, pgid)
+        leftover_grace = max(0.0, deadline - trio.current_time())
+    else:
+        leftover_grace = min(grace, LEFTOVER_GRACE_S)
+    survivors = await sweep_group(pgid, leftover_grace)
+    if survivors:
+        logger.error("%s: processes %s of group %d survived SIGKILL", name, survivors, pgid)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            await stream.aclose()
+
+
+__all__ = [
+    "ActorDone",
+    "ActorMessage",
+    "CallOutcome",
+    "live_members",
+    "run_process_actor",
+    "stop_process_tree",
+]

@@ -1,0 +1,138 @@
+"""`CliSpec`: everything the process actor needs to know to run one kind of CLI.
+
+A spec is a frozen value. It builds argv and the environment, and names the adapter that
+turns output lines into events and the classifier that turns an exit into an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Literal, Protocol
+
+import attrs
+
+from ._errors import LLMError
+from ._events import Event
+from ._redact import secret_values_from_env
+
+PromptVia = Literal["arg", "stdin"]
+OutputFormat = Literal["text", "jsonl"]
+
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+DEFAULT_STDERR_TAIL_BYTES = 64 * 1024
+
+
+class Adapter(Protocol):
+    """Turns one CLI's output lines into typed events. One instance per process."""
+
+    def parse_line(self, line: str) -> Sequence[Event]:
+        """Events for one complete stdout line (without its newline). Never raises."""
+        ...
+
+    def finish(self) -> Sequence[Event]:
+        """Events to emit at end of output (for example a text CLI's final result)."""
+        ...
+
+
+@attrs.frozen
+class ProcessExit:
+    """What the actor saw of a finished process: the evidence a classifier judges."""
+
+    cli: str
+    exit_code: int | None
+    stderr_tail: str
+    events: tuple[Event, ...]
+    secrets: tuple[str, ...] = ()
+
+
+class Classifier(Protocol):
+    """Decides whether a finished process failed, and how. None means success."""
+
+    def classify(self, exit: ProcessExit) -> LLMError | None: ...
+
+
+def _check_argv(
+    _inst: object, _attr: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    if not value:
+        raise ValueError("CliSpec.argv must name a program (it is empty)")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"CliSpec.argv[{index}] must be a str, got {type(item).__name__}")
+        if "\0" in item:
+            raise ValueError(f"CliSpec.argv[{index}] contains a NUL byte")
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _env_dict(value: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(value or {})
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"CliSpec.{attribute.name} must be positive, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class CliSpec:
+    """How to run one CLI.
+
+    Attributes:
+        name: short name used in errors, logs and statistics.
+        argv: the program and its fixed arguments (never run through a shell).
+        prompt_via: "arg" appends the prompt as the last argv element, verbatim;
+            "stdin" writes it to stdin and then closes stdin.
+        prompt_prefix_args: arguments placed just before the prompt (for example ``("--",)``
+            so a prompt starting with ``-`` can never become a flag).
+        env: variables added to (and overriding) the child's environment.
+        inherit_env: start from this process's environment (True) or from an empty one.
+        cwd: working directory of the child.
+        adapter_factory: makes the per-process `Adapter`.
+        classifier: turns a finished process into an `LLMError`, or None for success.
+        max_line_bytes: longest accepted stdout line; longer is MALFORMED_OUTPUT.
+        stderr_tail_bytes: how much of stderr to keep for errors.
+    """
+
+    name: str
+    argv: tuple[str, ...] = attrs.field(converter=_str_tuple, validator=_check_argv)
+    adapter_factory: Callable[[], Adapter]
+    classifier: Classifier
+    prompt_via: PromptVia = attrs.field(
+        default="arg", validator=attrs.validators.in_(("arg", "stdin"))
+    )
+    prompt_prefix_args: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env_dict)
+    inherit_env: bool = True
+    cwd: str | None = None
+    max_line_bytes: int = attrs.field(default=DEFAULT_MAX_LINE_BYTES, validator=_positive)
+    stderr_tail_bytes: int = attrs.field(default=DEFAULT_STDERR_TAIL_BYTES, validator=_positive)
+
+    def build_argv(self, prompt: str) -> list[str]:
+        """The exact argv for one call. The prompt is one element, never split or quoted."""
+        if "\0" in prompt:
+            raise ValueError("the prompt contains a NUL byte, which no argv can carry")
+        argv = list(self.argv)
+        if self.prompt_via == "arg":
+            argv.extend(self.prompt_prefix_args)
+            argv.append(prompt)
+        return argv
+
+    def build_env(self) -> dict[str, str]:
+        """The child's environment: inherited (or empty) plus ``env`` on top."""
+        base = dict(os.environ) if self.inherit_env else {}
+        base.update(self.env)
+        return base
+
+    def secrets(self) -> tuple[str, ...]:
+        """Literal secret values this spec passes to its child, to redact from output."""
+        return secret_values_from_env(self.env)
+
+    def stdin_payload(self, prompt: str) -> bytes | None:
+        """Bytes to write to stdin, or None when stdin is /dev/null."""
+        if self.prompt_via == "stdin":
+            return prompt.encode("utf-8")
+        return None

@@ -1,0 +1,518 @@
+"""Pull one JSON value out of an LLM's answer, validate it, and repair only when asked.
+
+`JSONExtractor.extract_json` keeps the reference API (``data, error = extract_json(...)``);
+`JSONExtractor.extract_model` raises `LLMError` (``MALFORMED_OUTPUT``) instead.
+
+The order that holds up (json-repair alone invents structure: prose like ``Use {name}.``
+becomes an object, two fenced blocks yield the last one, plain prose becomes ``''``):
+
+1. a strict `json.loads` of each fenced block (```` ```json ````, bare ```` ``` ````, ``~~~``);
+2. a `json.JSONDecoder.raw_decode` scan from every ``{`` and ``[`` of the answer, skipping
+   starts inside a value already decoded (or inside JSON that visibly failed to parse), so
+   a megabyte of prose costs milliseconds;
+3. the first of those candidates that validates against the pydantic model wins (with no
+   model: the first object or array, fenced blocks first);
+4. only with ``strict=False``, and only when 1–3 found nothing valid: `json_repair` on the
+   fenced blocks and on the text from the first JSON-looking ``{``/``[`` to its closing
+   bracket, within ``max_repair_chars``. A repaired value is accepted only if it is a
+   non-empty object or array of the same kind as the bracket it started at, and it
+   validates against the model when one is given, so prose never turns into an object.
+
+Every failure says why: no JSON at all, JSON that does not parse (and where), or the
+pydantic errors of the candidate that came closest to the model.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import attrs
+from pydantic import BaseModel, ValidationError
+
+from actors._errors import ErrorCategory, LLMError
+
+__all__ = ["JSONExtractor", "schema_instructions"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_DECODER = json.JSONDecoder()
+
+_OPEN_RE = re.compile(r"[\[{]")
+"""Where a JSON object or array may start."""
+
+_JSONISH_RE = re.compile(
+    r"""\{\s*(?:["'}]|[A-Za-z_$][\w$-]*\s*:)"""
+    r"""|\[\s*(?:["'{\[\]\d-]|true\b|false\b|null\b)"""
+)
+"""A bracket that looks like the start of JSON (``{"``, ``{'``, ``{key:``, ``[1``, ...),
+as opposed to prose such as ``{name}`` or ``[citation]``."""
+
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_BRACKET_OR_QUOTE_RE = re.compile(r'[\[\]{}"]')
+_STRING_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+"""A double-quoted JSON string on one line."""
+
+_FENCE_OPEN_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
+
+_FIRST_WINDOW = 512
+"""Characters decoded from a start before trying a longer window (see `_decode_at`)."""
+
+_LOOKAHEAD = 64
+"""A decode error this close to a window's end may be the window's fault."""
+
+_MAX_REPORTED_ERRORS = 5
+"""Validation errors listed in a message before "... and N more"."""
+
+_REPAIR_BUDGET_FACTOR = 4
+"""All repair attempts of one answer together read at most this many `max_repair_chars`."""
+
+
+def schema_instructions(model: type[BaseModel]) -> str:
+    """A prompt suffix asking for JSON that matches ``model.model_json_schema()``.
+
+    Append it to a prompt; it starts with a blank line.
+    """
+    schema = json.dumps(model.model_json_schema(), separators=(",", ":"), ensure_ascii=False)
+    return (
+        "\n\nRespond with a single JSON value that validates against this JSON Schema:\n"
+        f"{schema}\n"
+        "Put the JSON in one ```json fenced block. Use double quotes; "
+        "no comments, no trailing commas."
+    )
+
+
+def _positive(inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{type(inst).__name__}.{attribute.name} must be a positive int, got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class JSONExtractor:
+    """Finds, validates and (only when asked) repairs the JSON in an LLM's answer.
+
+    Attributes:
+        max_repair_chars: the longest text handed to json-repair; a longer JSON-looking
+            span is reported as too large to repair.
+        max_candidates: how many decoded objects/arrays to consider before giving up.
+    """
+
+    max_repair_chars: int = attrs.field(default=200_000, validator=_positive)
+    max_candidates: int = attrs.field(default=200, validator=_positive)
+
+    def extract_json(
+        self, text: str, model: type[BaseModel] | None = None, strict: bool = True
+    ) -> tuple[Any, str | None]:
+        """``(data, None)`` with the plain JSON value (a dict, or a list for a top-level
+        array) that validates against `model` when one is given; ``(None, reason)`` when
+        there is none. ``strict=False`` lets json-repair fix malformed JSON as a last resort.
+        """
+        data, _, error = self._extract(text, model, strict)
+        return data, error
+
+    def extract_model(self, text: str, model: type[M], strict: bool = True) -> M:
+        """The answer's JSON as an instance of `model`.
+
+        Raises:
+            LLMError: category ``MALFORMED_OUTPUT``, with the reason as the message.
+        """
+        _, instance, error = self._extract(text, model, strict)
+        if error is not None or not isinstance(instance, model):
+            raise LLMError(error or "no valid JSON found", ErrorCategory.MALFORMED_OUTPUT)
+        return instance
+
+    def _extract(
+        self, text: str, model: type[BaseModel] | None, strict: bool
+    ) -> tuple[Any, BaseModel | None, str | None]:
+        run = _Run(self, text, model)
+        for value in run.strict_candidates():
+            if run.offer(value, repaired=False):
+                return run.data, run.instance, None
+        if not strict:
+            for value in run.repaired_candidates():
+                if run.offer(value, repaired=True):
+                    return run.data, run.instance, None
+        return None, None, run.error(strict)
+
+
+@attrs.frozen
+class _Fence:
+    number: int
+    """1-based, among all fenced blocks of the answer."""
+    label: str
+    """The first word of the info string, lowercased ("" when unlabelled)."""
+    start: int
+    end: int
+
+    @property
+    def jsonish(self) -> bool:
+        """Labelled json (``json``, ``jsonc``, ...) or unlabelled."""
+        return self.label == "" or self.label.startswith("json")
+
+
+@attrs.frozen
+class _Failure:
+    """JSON-looking text that did not parse."""
+
+    where: str
+    message: str
+    progress: int
+    """How far the decoder got; the furthest failure is the one reported."""
+    pos: int | None = None
+    """Where in the answer it failed (None: `message` already says where)."""
+
+    def describe(self, text: str) -> str:
+        if self.pos is None:
+            return f"{self.where}{self.message}"
+        line = text.count("\n", 0, self.pos) + 1
+        column = self.pos - text.rfind("\n", 0, self.pos)
+        return f"{self.where}{self.message}: line {line} column {column} (char {self.pos})"
+
+
+@attrs.frozen
+class _Rejected:
+    """A candidate that parsed but failed validation."""
+
+    n_errors: int
+    number: int
+    repaired: bool
+    summary: str
+
+
+@functools.lru_cache(maxsize=32)
+def _closing_fence_re(marker: str) -> re.Pattern[str]:
+    return re.compile(rf"^[ \t]*{re.escape(marker)}{re.escape(marker[0])}*[ \t\r]*$", re.MULTILINE)
+
+
+def _find_fences(text: str) -> list[_Fence]:
+    """Fenced blocks in order. An unclosed fence runs to the end of the text; a closing
+    fence glued to the JSON (``}`````) is accepted when no proper closing line exists."""
+    fences: list[_Fence] = []
+    pos = 0
+    while (m := _FENCE_OPEN_RE.search(text, pos)) is not None:
+        marker, info = m.group(1), m.group(2).strip()
+        if marker[0] == "`" and "`" in info:  # an inline code span, not a fence
+            pos = m.end()
+            continue
+        body_start = min(m.end() + 1, len(text))
+        close = _closing_fence_re(marker).search(text, body_start)
+        if close is not None:
+            body_end, pos = close.start(), close.end()
+        else:
+            glued = text.find(marker, body_start)
+            if glued >= 0:
+                body_end, pos = glued, glued + len(marker)
+            else:
+                body_end = pos = len(text)
+        label = info.split()[0].lower() if info else ""
+        fences.append(_Fence(len(fences) + 1, label, body_start, body_end))
+        if pos <= m.start():  # pragma: no cover - defensive, the search always advances
+            pos = m.end() + 1
+    return fences
+
+
+def _match_brackets(text: str) -> dict[int, int]:
+    """Map each matched ``{``/``[`` to the index just past its closing bracket.
+
+    One linear pass. Outside brackets nothing is special (prose quotes do not pair up);
+    inside them, double-quoted strings on one line are skipped, a closer that does not
+    match is ignored, or closes the bracket below an unclosed one (``{"a": [1, 2}``).
+    """
+    ends: dict[int, int] = {}
+    stack: list[tuple[str, int]] = []
+    pos = 0
+    n = len(text)
+    while pos < n:
+        m = (_BRACKET_OR_QUOTE_RE if stack else _BRACKET_RE).search(text, pos)
+        if m is None:
+            break
+        c, i = m.group(), m.start()
+        pos = i + 1
+        if c == '"':
+            s = _STRING_RE.match(text, i)
+            if s is not None:
+                pos = s.end()
+        elif c in "{[":
+            stack.append((c, i))
+        elif stack:
+            want = "{" if c == "}" else "["
+            if stack[-1][0] == want:
+                ends[stack.pop()[1]] = i + 1
+            elif len(stack) >= 2 and stack[-2][0] == want:
+                stack.pop()
+                ends[stack.pop()[1]] = i + 1
+    return ends
+
+
+class _DecodeFailed(Exception):
+    """A `json.JSONDecodeError` without the (costly) line and column."""
+
+    def __init__(self, msg: str, pos: int) -> None:
+        super().__init__(msg, pos)
+        self.msg = msg
+        self.pos = pos
+
+
+def _decode_at(text: str, start: int) -> tuple[Any, int]:
+    """`raw_decode` from `start`, on a window of the text that doubles while the failure
+    could be due to the window's end.
+
+    Decoding the whole text at every start would be quadratic: a `JSONDecodeError` counts
+    the newlines before its position. Windows keep each attempt proportional to how far
+    it got. Raises `_DecodeFailed` (position in `text`) or `RecursionError`.
+    """
+    size = _FIRST_WINDOW
+    while True:
+        stop = min(len(text), start + size)
+        try:
+            value, end = _DECODER.raw_decode(text[start:stop])
+        except json.JSONDecodeError as exc:
+            cut = stop < len(text)
+            if cut and (exc.pos >= stop - start - _LOOKAHEAD or exc.msg.startswith("Unterm")):
+                size *= 2
+                continue
+            raise _DecodeFailed(exc.msg, start + exc.pos) from None
+        return value, start + end
+
+
+def _decode_message(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nesting too deep"
+    return str(exc)
+
+
+def _format_validation(exc: ValidationError) -> tuple[int, str]:
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = []
+    for err in errors[:_MAX_REPORTED_ERRORS]:
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        msg = str(err["msg"])
+        if len(msg) > 200:
+            msg = msg[:200] + "…"
+        parts.append(f"{loc}: {msg}")
+    if len(errors) > _MAX_REPORTED_ERRORS:
+        parts.append(f"... and {len(errors) - _MAX_REPORTED_ERRORS} more")
+    return len(errors), "; ".join(parts)
+
+
+class _Run:
+    """The state of one extraction: candidates offered, failures seen, the result."""
+
+    def __init__(self, extractor: JSONExtractor, text: str, model: type[BaseModel] | None):
+        self.x = extractor
+        self.text = text
+        self.model = model
+        self.fences = _find_fences(text)
+        self.failures: list[_Failure] = []
+        self.failed_fences: list[_Fence] = []
+        self.failed_starts: list[int] = []
+        self.offered: list[Any] = []
+        self.best: _Rejected | None = None
+        self.capped = False
+        self.repair_notes: list[str] = []
+        self.data: Any = None
+        self.instance: BaseModel | None = None
+        self._ends: dict[int, int] | None = None
+
+    # -- candidates -------------------------------------------------------------------
+
+    def offer(self, value: Any, *, repaired: bool) -> bool:
+        """Accept `value` if it validates (or there is no model); remember why not."""
+        if repaired and any(value == seen for seen in self.offered):
+            return False
+        self.offered.append(value)
+        if self.model is None:
+            self.data = value
+            return True
+        try:
+            instance = self.model.model_validate(value)
+        except ValidationError as exc:
+            n_errors, summary = _format_validation(exc)
+            if self.best is None or n_errors < self.best.n_errors:
+                self.best = _Rejected(n_errors, len(self.offered), repaired, summary)
+            return False
+        self.data, self.instance = value, instance
+        return True
+
+    def matched_end(self, start: int) -> int | None:
+        if self._ends is None:
+            self._ends = _match_brackets(self.text)
+        return self._ends.get(start)
+
+    def strict_candidates(self) -> Iterator[Any]:
+        """Steps 1 and 2: fenced blocks, then a raw_decode scan of the whole text."""
+        text = self.text
+        decoded: list[tuple[int, int]] = []  # fence bodies already parsed
+        count = 0
+        for fence in self.fences:
+            if not fence.jsonish:
+                continue
+            body = text[fence.start : fence.end]
+            stripped = body.strip()
+            if not stripped:
+                continue
+            try:
+                value = json.loads(body)
+            except (ValueError, RecursionError) as exc:
+                if stripped[0] in "{[" or fence.label.startswith("json"):
+                    self.failures.append(
+                        _Failure(f"fenced block {fence.number}: ", _decode_message(exc), 0)
+                    )
+                    self.failed_fences.append(fence)
+                continue
+            if isinstance(value, dict | list):
+                decoded.append((fence.start, fence.end))
+                count += 1
+                yield value
+                if count >= self.x.max_candidates:
+                    self.capped = True
+                    return
+
+        pos, skip = 0, 0
+        while (m := _OPEN_RE.search(text, pos)) is not None:
+            start = m.start()
+            while skip < len(decoded) and decoded[skip][1] <= start:
+                skip += 1
+            if skip < len(decoded) and decoded[skip][0] <= start:
+                pos = decoded[skip][1]
+                continue
+            if _JSONISH_RE.match(text, start) is None:
+                pos = start + 1  # prose such as "{name}": not even a first JSON token
+                continue
+            try:
+                value, end = _decode_at(text, start)
+            except _DecodeFailed as exc:
+                self.failures.append(_Failure("", exc.msg, exc.pos - start, exc.pos))
+                self.failed_starts.append(start)
+                # Starts inside JSON that visibly failed are parts of it, not answers.
+                pos = max(start + 1, exc.pos, self.matched_end(start) or 0)
+                continue
+            except RecursionError:
+                self.failures.append(_Failure("", "nesting too deep", 0, start))
+                pos = self.matched_end(start) or len(text)
+                continue
+            pos = max(end, start + 1)
+            if not isinstance(value, dict | list):  # pragma: no cover - starts at a bracket
+                continue
+            count += 1
+            yield value
+            if count >= self.x.max_candidates:
+                self.capped = True
+                return
+
+    def _first_jsonish(self, start: int, end: int) -> int | None:
+        pos = start
+        while (m := _OPEN_RE.search(self.text, pos, end)) is not None:
+            if _JSONISH_RE.match(self.text, m.start(), end) is not None:
+                return m.start()
+            pos = m.start() + 1
+        return None
+
+    def _spans_from(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The tight span (to the matching bracket) and the broad one (to the last
+        closing bracket of that kind, or to `end` when the JSON was cut off)."""
+        spans = []
+        tight = self.matched_end(start)
+        if tight is not None and tight <= end:
+            spans.append((start, tight))
+        closer = "}" if self.text[start] == "{" else "]"
+        last = self.text.rfind(closer, start + 1, end)
+        spans.append((start, last + 1 if last >= 0 else end))
+        return spans
+
+    def _repair_spans(self) -> Iterator[tuple[int, int]]:
+        for fence in self.failed_fences:
+            q = self._first_jsonish(fence.start, fence.end)
+            if q is not None:
+                yield from self._spans_from(q, fence.end)
+        q = self._first_jsonish(0, len(self.text))
+        if q is not None:
+            yield from self._spans_from(q, len(self.text))
+        for start in self.failed_starts:
+            yield from self._spans_from(start, len(self.text))
+
+    def repaired_candidates(self) -> Iterator[Any]:
+        """Step 4: json-repair on the spans where JSON visibly starts; never on prose."""
+        seen: set[tuple[int, int]] = set()
+        budget = _REPAIR_BUDGET_FACTOR * self.x.max_repair_chars
+        tried = 0
+        for start, end in self._repair_spans():
+            if (start, end) in seen:
+                continue
+            seen.add((start, end))
+            size = end - start
+            if size > self.x.max_repair_chars:
+                self._note(
+                    f"too large to repair ({size} chars > "
+                    f"max_repair_chars={self.x.max_repair_chars})"
+                )
+                continue
+            if size > budget or tried >= self.x.max_candidates:
+                self._note("repair budget exhausted")
+                return
+            budget -= size
+            tried += 1
+            try:
+                import json_repair
+            except ImportError:  # pragma: no cover - the dependency is installed in CI
+                self._note("repair needs the json-repair package")
+                return
+            try:
+                value = json_repair.repair_json(self.text[start:end], return_objects=True)
+            except (Exception, RecursionError):  # a repair bug must not hide the reason
+                continue
+            opener = self.text[start]
+            if opener == "{" and isinstance(value, dict) and value:
+                yield value
+            elif opener == "{" and isinstance(value, list):
+                # json-repair returns several top-level values as a list; only the objects
+                # can be what a "{" started (the rest is often prose it turned into lists).
+                yield from (v for v in value if isinstance(v, dict) and v)
+            elif opener == "[" and isinstance(value, list) and value:
+                yield value
+        self._note("repair produced no usable JSON")
+
+    def _note(self, note: str) -> None:
+        if note not in self.repair_notes:
+            self.repair_notes.append(note)
+
+    # -- the reason -------------------------------------------------------------------
+
+    def _malformed(self) -> str | None:
+        if not self.failures:
+            return None
+        fenced = [f for f in self.failures if f.where]
+        failure = fenced[0] if fenced else max(self.failures, key=lambda f: f.progress)
+        return failure.describe(self.text)
+
+    def error(self, strict: bool) -> str:
+        malformed = self._malformed()
+        if strict:
+            after = " (strict mode; pass strict=False to attempt repair)"
+        elif self.repair_notes:
+            after = "; " + "; ".join(self.repair_notes)
+        else:
+            after = ""
+        if self.best is not None and self.model is not None:
+            best = self.best
+            repaired = " (repaired)" if best.repaired else ""
+            message = (
+                f"candidate {best.number} of {len(self.offered)}{repaired} failed validation "
+                f"against {self.model.__name__}: {best.summary}"
+            )
+            if malformed is not None:
+                message += f"; also found malformed JSON: {malformed}{after}"
+        elif malformed is not None:
+            message = f"JSON found but malformed: {malformed}{after}"
+        else:
+            message = (
+                f"no JSON object or array found in the answer ({len(self.text)} chars of prose)"
+            )
+        if self.capped:
+            message += f" (stopped after max_candidates={self.x.max_candidates})"
+        return message

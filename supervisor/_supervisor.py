@@ -1,0 +1,576 @@
+"""The supervisor: one nursery, one actor per CLI process, policies around every call.
+
+`open_supervisor` owns a trio nursery. Each attempt of each call is a process actor started
+in that nursery; the caller talks to it over a bounded memory channel and, whatever happens
+to the caller (success, error, cancel, Ctrl+C), waits for the actor's shielded stop sequence
+before returning, so no call ever leaves a process behind. Long-lived children
+(`start_child`) are restarted per their `RestartType`, with backoff, under a restart
+intensity that is counted per supervisor, OTP style.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from actors._errors import ErrorCategory, LLMError, RestartIntensityExceeded
+from actors._events import Event, TextDelta
+from actors._process import ActorDone, ActorMessage, CallOutcome, run_process_actor
+from actors._spec import CliSpec
+from actors._timeouts import TimeoutConfig
+
+from ._backoff import RetryConfig
+from ._breaker import CircuitBreaker, Permit
+from ._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
+from ._result import Result
+from ._retry import RetryHandler
+from ._stats import Counters, SupervisorStatistics
+
+logger = logging.getLogger("llmsup")
+logger.addHandler(logging.NullHandler())
+
+# Events buffered between an actor and its caller before the actor (and so the CLI, via
+# its pipe) is made to wait: backpressure instead of unbounded memory.
+EVENT_BUFFER = 64
+
+_request_ids = itertools.count(1)
+
+
+@attrs.define
+class _TaskHandle:
+    """A task hosted in the supervisor's nursery that its starter can stop and await."""
+
+    scope: trio.CancelScope
+    finished: trio.Event
+
+    async def cancel_and_wait(self) -> None:
+        """Cancel the task and wait until its (shielded, bounded) cleanup is done."""
+        with trio.CancelScope(shield=True):
+            self.scope.cancel()
+            await self.finished.wait()
+
+
+@attrs.frozen
+class _StreamEnd:
+    result: Result | None = None
+    error: LLMError | None = None
+
+
+class ResponseStream:
+    """Events of one streamed call, as they arrive.
+
+    Iterating yields typed events (text deltas first, the CLI's final result event last);
+    when the call fails, iteration raises `LLMError`. After iteration `result` holds the
+    `Result`.
+    """
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[Event | _StreamEnd]) -> None:
+        self._receive = receive
+        self._done = False
+        self.result: Result | None = None
+
+    def __aiter__(self) -> ResponseStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            item = await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            self._done = True
+            raise LLMError("the stream ended without a result (supervisor closed)") from None
+        if isinstance(item, _StreamEnd):
+            self._done = True
+            if item.error is not None:
+                raise item.error
+            self.result = item.result
+            raise StopAsyncIteration
+        return item
+
+    async def text(self) -> str:
+        """Consume the rest of the stream and return the final answer text."""
+        async for _event in self:
+            pass
+        assert self.result is not None
+        return self.result.text
+
+
+class Supervisor:
+    """Runs calls to one CLI under retry, breaker, timeout and concurrency policies.
+
+    Create it with `open_supervisor`. All methods are safe to call concurrently.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        cli: CliSpec,
+        *,
+        retry: RetryConfig,
+        timeouts: TimeoutConfig,
+        breaker: CircuitBreaker | None,
+        concurrency: int,
+        restart_intensity: RestartIntensity,
+        breaker_wait: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._nursery = nursery
+        self.breaker_wait = breaker_wait
+        self._breaker_changed = trio.Event()
+        self.cli = cli
+        self.retry_config = retry
+        self.timeouts = timeouts
+        self.breaker = breaker
+        self.concurrency = concurrency
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._counters = Counters()
+        self._rng = rng or random.Random()
+        self._restarts = RestartTracker(restart_intensity, clock=trio.current_time)
+        self._closed = False
+
+    # ----------------------------------------------------------------- public calls
+
+    async def ask(self, prompt: str) -> Result:
+        """Run one call; return its `Result` or raise `LLMError`.
+
+        Cancellation: the current attempt's process tree is stopped (shielded, bounded
+        by ``graceful_shutdown`` plus a few seconds) before `trio.Cancelled` propagates.
+        """
+        return await self._call(prompt, _ignore_event)
+
+    @asynccontextmanager
+    async def stream(self, prompt: str) -> AsyncIterator[ResponseStream]:
+        """Stream one call's events: ``async with sup.stream(p) as events: async for ...``.
+
+        A failed attempt is retried only while no text has reached the reader. Leaving
+        the block early stops the call and its process.
+        """
+        send, receive = trio.open_memory_channel[Event | _StreamEnd](EVENT_BUFFER)
+        handle = await self._host(self._pump_stream, prompt, send)
+        try:
+            yield ResponseStream(receive)
+        finally:
+            await handle.cancel_and_wait()
+            receive.close()
+
+    async def map(self, prompts: Iterable[str]) -> list[Result | LLMError]:
+        """Run every prompt; return one `Result` or `LLMError` per prompt, in input order.
+
+        Concurrency is bounded by the supervisor's limit. One failure never cancels the
+        others. Cancelling the map stops every process it started.
+        """
+        items = list(prompts)
+        outcomes: list[Result | LLMError | None] = [None] * len(items)
+
+        async def one(index: int, prompt: str) -> None:
+            try:
+                outcomes[index] = await self._call(prompt, _ignore_event)
+            except LLMError as error:
+                outcomes[index] = error
+
+        async with trio.open_nursery() as nursery:
+            for index, prompt in enumerate(items):
+                nursery.start_soon(one, index, prompt)
+        missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        assert not missing, f"map lost the outcomes of items {missing}"
+        return [o for o in outcomes if o is not None]
+
+    def statistics(self) -> SupervisorStatistics:
+        """A frozen snapshot of the counters and the breaker state."""
+        c = self._counters
+        return SupervisorStatistics(
+            cli=self.cli.name,
+            concurrency=self.concurrency,
+            in_flight=c.in_flight,
+            started=c.started,
+            succeeded=c.succeeded,
+            failed=c.failed,
+            failures_by_category=dict(c.failures_by_category),
+            retries=c.retries,
+            restarts=c.restarts,
+            processes_spawned=c.processes_spawned,
+            breaker_rejections=c.breaker_rejections,
+            breaker_state=self.breaker.state if self.breaker else None,
+            breaker_opened=self.breaker.opened_count if self.breaker else 0,
+        )
+
+    # ------------------------------------------------------------ long-lived children
+
+    async def start_child(
+        self,
+        fn: Callable[[], Awaitable[Any]],
+        *,
+        name: str,
+        restart: RestartType = RestartType.PERMANENT,
+        backoff: RestartBackoff | None = None,
+    ) -> _TaskHandle:
+        """Run a long-lived child (for example a warm CLI actor) under OTP restart rules.
+
+        ``fn`` is started again after it ends, per ``restart``: permanent children always,
+        transient ones only after an exception, temporary ones never. Restarts wait for an
+        Akka-style backoff and count against the supervisor's restart intensity; past it,
+        the supervisor cancels everything and `open_supervisor` raises
+        `RestartIntensityExceeded` saying why.
+        """
+        return await self._host(self._run_child, fn, name, restart, backoff or RestartBackoff())
+
+    async def _run_child(
+        self,
+        fn: Callable[[], Awaitable[Any]],
+        name: str,
+        restart: RestartType,
+        backoff: RestartBackoff,
+    ) -> None:
+        consecutive = 0
+        while True:
+            started_at = trio.current_time()
+            reason = ""
+            try:
+                await fn()
+                abnormal = False
+                reason = "exited normally"
+            except Exception as exc:  # a child's failure is data for the restart policy
+                abnormal = True
+                reason = str(exc) or type(exc).__name__
+                logger.warning(
+                    "child %s failed: %s",
+                    name,
+                    reason,
+                    extra={"cli": self.cli.name, "child": name},
+                )
+            if not restart.should_restart(abnormal):
+                return
+            if trio.current_time() - started_at >= backoff.reset_after_s:
+                consecutive = 0
+            try:
+                self._restarts.record_restart(reason=f"{name}: {reason}")
+            except RestartIntensityExceeded as exc:
+                logger.error("%s", exc, extra={"cli": self.cli.name, "child": name})
+                self._nursery.cancel_scope.cancel()
+                raise
+            self._counters.restarts += 1
+            await trio.sleep(backoff.delay(consecutive, self._rng))
+            consecutive += 1
+
+    # ----------------------------------------------------------------- the machinery
+
+    async def _host(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> _TaskHandle:
+        if self._closed:
+            raise LLMError("the supervisor is closed", ErrorCategory.PERMANENT, cli=self.cli.name)
+        try:
+            handle: _TaskHandle = await self._nursery.start(self._hosted, fn, *args)
+        except RuntimeError as exc:  # the nursery no longer accepts tasks
+            raise LLMError(
+                "the supervisor is shutting down", ErrorCategory.PERMANENT, cli=self.cli.name
+            ) from exc
+        return handle
+
+    async def _hosted(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        task_status: trio.TaskStatus[_TaskHandle] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        finished = trio.Event()
+        try:
+            with trio.CancelScope() as scope:
+                task_status.started(_TaskHandle(scope, finished))
+                await fn(*args)
+        except RestartIntensityExceeded:
+            raise
+        except Exception:
+            # A bug in a hosted task must not take every other call down with it; its
+            # owner notices the closed channel and gets an LLMError.
+            logger.exception("internal error in a supervised task", extra={"cli": self.cli.name})
+        finally:
+            finished.set()
+
+    async def _call(
+        self,
+        prompt: str,
+        on_event: Callable[[Event], Awaitable[None]],
+        *,
+        may_retry: Callable[[LLMError], bool] | None = None,
+    ) -> Result:
+        request_id = f"req-{next(_request_ids)}"
+        counters = self._counters
+        counters.started += 1
+        counters.in_flight += 1
+        started = trio.current_time()
+        log_extra = {"request_id": request_id, "cli": self.cli.name}
+
+        def on_retry(error: LLMError, attempt: int, delay: float) -> None:
+            counters.retries += 1
+            logger.info(
+                "attempt %d failed (%s), retrying in %.2fs",
+                attempt,
+                error.category.value,
+                delay,
+                extra={
+                    **log_extra,
+                    "attempt": attempt,
+                    "category": error.category.value,
+                    "duration_s": trio.current_time() - started,
+                },
+            )
+
+        async def attempt(number: int) -> CallOutcome:
+            return await self._attempt(prompt, on_event, request_id, number)
+
+        handler = RetryHandler(self.retry_config, rng=self._rng, on_retry=on_retry)
+        try:
+            outcome, attempts = await _counting(handler, attempt, may_retry)
+        except LLMError as error:
+            counters.call_failed(error.category)
+            logger.warning(
+                "call failed: %s",
+                error,
+                extra={
+                    **log_extra,
+                    "attempt": error.attempts,
+                    "category": error.category.value,
+                    "duration_s": trio.current_time() - started,
+                },
+            )
+            raise
+        finally:
+            counters.in_flight -= 1
+        counters.succeeded += 1
+        duration = trio.current_time() - started
+        logger.info(
+            "call succeeded",
+            extra={**log_extra, "attempt": attempts, "category": None, "duration_s": duration},
+        )
+        return Result(
+            text=outcome.text,
+            session_id=outcome.session_id,
+            attempts=attempts,
+            duration_s=duration,
+            usage=outcome.usage,
+            cost_usd=outcome.cost_usd,
+            raw_events=list(outcome.events),
+            cli=self.cli.name,
+            request_id=request_id,
+            exit_code=outcome.exit_code,
+        )
+
+    async def _attempt(
+        self,
+        prompt: str,
+        on_event: Callable[[Event], Awaitable[None]],
+        request_id: str,
+        number: int,
+    ) -> CallOutcome:
+        breaker = self.breaker
+        wait_until = trio.current_time() + self.breaker_wait
+        while True:
+            async with self._limiter:
+                if breaker is None:
+                    return await self._run_actor(prompt, on_event)
+                try:
+                    permit = breaker.acquire()  # raises CIRCUIT_OPEN, spawning nothing
+                except LLMError as rejection:
+                    if rejection.category is not ErrorCategory.CIRCUIT_OPEN:
+                        raise
+                    self._counters.breaker_rejections += 1
+                    refused = rejection
+                else:
+                    return await self._run_admitted(breaker, permit, prompt, on_event)
+            # Rejected. Fail fast, or (with a breaker_wait budget) wait outside the
+            # limiter for the breaker to change or to reach its announced time.
+            remaining = wait_until - trio.current_time()
+            if remaining <= 0:
+                raise refused
+            with trio.move_on_after(min(refused.retry_after or remaining, remaining)):
+                await self._breaker_changed.wait()
+
+    async def _run_admitted(
+        self,
+        breaker: CircuitBreaker,
+        permit: Permit,
+        prompt: str,
+        on_event: Callable[[Event], Awaitable[None]],
+    ) -> CallOutcome:
+        try:
+            outcome = await self._run_actor(prompt, on_event)
+        except LLMError as error:
+            breaker.record_failure(error, permit)
+            self._signal_breaker_change()
+            raise
+        except BaseException:
+            breaker.record_cancelled(permit)  # neither success nor failure
+            self._signal_breaker_change()
+            raise
+        breaker.record_success(permit)
+        self._signal_breaker_change()
+        return outcome
+
+    def _signal_breaker_change(self) -> None:
+        self._breaker_changed.set()
+        self._breaker_changed = trio.Event()
+
+    async def _run_actor(
+        self, prompt: str, on_event: Callable[[Event], Awaitable[None]]
+    ) -> CallOutcome:
+        send, receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
+        handle = await self._host(self._actor_main, prompt, send)
+        try:
+            async with receive:
+                async for message in receive:
+                    if isinstance(message, ActorDone):
+                        if message.error is not None:
+                            raise message.error
+                        assert message.outcome is not None
+                        return message.outcome
+                    await on_event(message)
+            raise LLMError(
+                "the CLI actor ended without a result (supervisor closing or internal error)",
+                ErrorCategory.PERMANENT,
+                cli=self.cli.name,
+            )
+        finally:
+            await handle.cancel_and_wait()
+
+    async def _actor_main(self, prompt: str, send: trio.MemorySendChannel[ActorMessage]) -> None:
+        async with send:
+            await run_process_actor(self.cli, prompt, send, self.timeouts, on_spawn=self._on_spawn)
+
+    def _on_spawn(self, _pid: int) -> None:
+        self._counters.processes_spawned += 1
+
+    async def _pump_stream(
+        self, prompt: str, send: trio.MemorySendChannel[Event | _StreamEnd]
+    ) -> None:
+        delivered_text = False
+
+        async def forward(event: Event) -> None:
+            nonlocal delivered_text
+            if isinstance(event, TextDelta):
+                delivered_text = True
+            await send.send(event)
+
+        async with send:
+            try:
+                result = await self._call(prompt, forward, may_retry=lambda _e: not delivered_text)
+            except LLMError as error:
+                end = _StreamEnd(error=error)
+            else:
+                end = _StreamEnd(result=result)
+            # The reader may have left early; then there is nobody to tell.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await send.send(end)
+
+    def _close(self) -> None:
+        self._closed = True
+
+
+async def _counting(
+    handler: RetryHandler,
+    attempt: Callable[[int], Awaitable[CallOutcome]],
+    may_retry: Callable[[LLMError], bool] | None,
+) -> tuple[CallOutcome, int]:
+    last = 0
+
+    async def numbered(number: int) -> CallOutcome:
+        nonlocal last
+        last = number
+        return await attempt(number)
+
+    outcome = await handler.run(numbered, may_retry=may_retry)
+    return outcome, last
+
+
+async def _ignore_event(_event: Event) -> None:
+    return None
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+
+
+@asynccontextmanager
+async def open_supervisor(
+    cli: CliSpec,
+    *,
+    retry: RetryConfig | None = None,
+    timeouts: TimeoutConfig | None = None,
+    breaker: CircuitBreaker | None = None,
+    concurrency: int = 8,
+    restart_intensity: RestartIntensity | None = None,
+    breaker_wait: float = 0.0,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Supervisor]:
+    """Open a supervisor for ``cli``: ``async with open_supervisor(spec) as sup: ...``.
+
+    Args:
+        cli: the CLI spec (`actors.command`, `actors.fake`, ...).
+        retry: the retry policy (None: the default `RetryConfig`).
+        timeouts: per-attempt time limits (None: the default `TimeoutConfig`).
+        breaker: a `CircuitBreaker` shared by every call (None: no breaker).
+        concurrency: how many CLI processes may run at once.
+        restart_intensity: restarts of long-lived children allowed per period.
+        breaker_wait: how long a call may wait for an open breaker before failing with
+            CIRCUIT_OPEN. 0 (the default) fails fast, which suits request handlers; a
+            fan-out wants a budget, so queued work pauses instead of failing en masse.
+            Waiting spends no attempts and holds no concurrency slot.
+
+    On exit, on error, on cancellation and on Ctrl+C every actor is stopped with the full
+    stop sequence before this returns. Errors from the body come out as themselves, never
+    wrapped in an exception group.
+    """
+    if not isinstance(cli, CliSpec):
+        raise TypeError(f"open_supervisor() needs a CliSpec (see actors.command), got {cli!r}")
+    _check_concurrency(concurrency)
+    if not breaker_wait >= 0:
+        raise ValueError(f"breaker_wait must be >= 0 seconds, got {breaker_wait!r}")
+    try:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(
+                nursery,
+                cli,
+                retry=retry or RetryConfig(),
+                timeouts=timeouts or TimeoutConfig(),
+                breaker=breaker,
+                concurrency=concurrency,
+                restart_intensity=restart_intensity or RestartIntensity(),
+                breaker_wait=breaker_wait,
+                rng=rng,
+            )
+            try:
+                yield supervisor
+            finally:
+                supervisor._close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _unwrap(group) from None
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The single meaningful exception of a group (trio wraps even one), else the group.
+
+    Cancellations of our own nursery are noise next to a real error, so they are dropped.
+    """
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)] or leaves
+    if len(meaningful) == 1:
+        return meaningful[0]
+    return group

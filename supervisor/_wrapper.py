@@ -1,0 +1,180 @@
+"""`LLMCliWrapper`: the reference document's entry point, as a thin layer over a supervisor.
+
+Each call runs under a supervisor with the wrapper's retry, timeout and breaker settings;
+the breaker is shared across calls. Inside ``async with wrapper:`` one supervisor serves
+every call (cheaper, and its statistics add up); outside, each call opens its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
+from types import TracebackType
+from typing import Any
+
+import trio
+from pydantic import BaseModel
+
+from actors._errors import ErrorCategory, LLMError
+from actors._events import TextDelta
+from actors._factories import command
+from actors._spec import CliSpec
+from actors._timeouts import TimeoutConfig
+
+from ._backoff import RetryConfig
+from ._breaker import CircuitBreaker
+from ._json import JSONExtractor
+from ._supervisor import Supervisor, open_supervisor
+
+logger = logging.getLogger("llmsup")
+
+
+class LLMCliWrapper:
+    """Run a CLI binary the way the reference document does, with supervision underneath.
+
+    Args:
+        binary: the program to run (``"claude"``), or a ready `CliSpec`.
+        timeout_config / retry_config: per-call policies (defaults when None).
+        circuit_breaker: a breaker shared by every call of this wrapper (None: none).
+        env: extra environment for the child.
+        concurrency: process limit while the wrapper is open as a context manager.
+    """
+
+    def __init__(
+        self,
+        binary: str | CliSpec,
+        *,
+        timeout_config: TimeoutConfig | None = None,
+        retry_config: RetryConfig | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
+        env: Mapping[str, str] | None = None,
+        concurrency: int = 8,
+    ) -> None:
+        self.binary = binary
+        self.timeout_config = timeout_config or TimeoutConfig()
+        self.retry_config = retry_config or RetryConfig()
+        self.circuit_breaker = circuit_breaker
+        self.env = dict(env or {})
+        self.concurrency = concurrency
+        self._extractor = JSONExtractor()
+        self._stack: AsyncExitStack | None = None
+        self._shared: dict[CliSpec, Supervisor] = {}
+
+    # --------------------------------------------------------------- context manager
+
+    async def __aenter__(self) -> LLMCliWrapper:
+        self._stack = AsyncExitStack()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        self._shared.clear()
+        if stack is not None:
+            await stack.aclose()
+
+    # -------------------------------------------------------------------- the calls
+
+    def spec_for(self, cmd_args: Sequence[str] = (), *, stdin: bool = True) -> CliSpec:
+        """The spec of ``binary cmd_args...``; the input goes to stdin or as last argument."""
+        if isinstance(self.binary, CliSpec):
+            return self.binary
+        return command(
+            [self.binary, *cmd_args],
+            prompt_via="stdin" if stdin else "arg",
+            env=self.env,
+        )
+
+    async def call_api_async(
+        self,
+        cmd_args: Sequence[str] = (),
+        input_data: str | None = None,
+        output_model: type[BaseModel] | None = None,
+    ) -> Any:
+        """Run ``binary *cmd_args`` with ``input_data`` on stdin; return its answer.
+
+        Returns the answer text, or with ``output_model`` the validated JSON as a dict
+        (``Model(**result)`` works, as in the reference document). Raises `LLMError`;
+        an answer that does not fit ``output_model`` is MALFORMED_OUTPUT.
+        """
+        spec = self.spec_for(cmd_args, stdin=True)
+        async with self._supervisor(spec) as sup:
+            result = await sup.ask(input_data or "")
+        if output_model is None:
+            return result.text
+        data, error = self._extractor.extract_json(result.text, output_model)
+        if error is not None:
+            raise LLMError(
+                error, ErrorCategory.MALFORMED_OUTPUT, cli=spec.name, attempts=result.attempts
+            )
+        return data
+
+    async def stream_response(
+        self, prompt: str, cmd_args: Sequence[str] = ()
+    ) -> AsyncIterator[str]:
+        """Yield the answer's text chunks as the CLI prints them.
+
+        The prompt goes as the last argument. Safe to abandon early: the CLI runs in a
+        supervisor task (the wrapper's own, or a system task outside ``async with``) that
+        stops the process as soon as this iterator is closed or collected.
+        """
+        spec = self.spec_for(cmd_args, stdin=False)
+        send, receive = trio.open_memory_channel[str | LLMError](0)
+        trio.lowlevel.spawn_system_task(self._pump_chunks, spec, prompt, send)
+        with receive:
+            async for item in receive:
+                if isinstance(item, LLMError):
+                    raise item
+                yield item
+
+    async def _pump_chunks(
+        self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[str | LLMError]
+    ) -> None:
+        # Runs as a system task: it must never raise, and it ends when the reader leaves.
+        async with send:
+            try:
+                async with (
+                    open_supervisor(
+                        spec,
+                        retry=self.retry_config,
+                        timeouts=self.timeout_config,
+                        breaker=self.circuit_breaker,
+                        concurrency=1,
+                    ) as sup,
+                    sup.stream(prompt) as events,
+                ):
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            await send.send(event.text)
+            except LLMError as error:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await send.send(error)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the reader went away; the stream's exit stopped the process
+            except Exception:
+                logger.exception("stream_response failed internally")
+
+    @asynccontextmanager
+    async def _supervisor(self, spec: CliSpec) -> AsyncIterator[Supervisor]:
+        if self._stack is not None:
+            if spec not in self._shared:
+                opened = self._open(spec, self.concurrency)
+                self._shared[spec] = await self._stack.enter_async_context(opened)
+            yield self._shared[spec]
+            return
+        async with self._open(spec, 1) as sup:
+            yield sup
+
+    def _open(self, spec: CliSpec, concurrency: int) -> AbstractAsyncContextManager[Supervisor]:
+        return open_supervisor(
+            spec,
+            retry=self.retry_config,
+            timeouts=self.timeout_config,
+            breaker=self.circuit_breaker,
+            concurrency=concurrency,
+        )

@@ -1,0 +1,78 @@
+"""Small helpers for tests that check real processes through /proc."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+
+import trio
+
+import actors
+
+
+def marker() -> str:
+    """A unique token to put in a CLI's argv, so its whole tree can be found in /proc."""
+    return f"llmsup-test-{uuid.uuid4().hex}"
+
+
+def _state(pid: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].split()[0].decode()
+
+
+def live_processes_with(token: str) -> list[int]:
+    """Pids of non-zombie processes whose command line contains ``token``.
+
+    Zombies are dead: they hold no memory or pipes, and here PID 1 may not reap orphans.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if token.encode() in cmdline and _state(entry) not in (None, "Z"):
+            found.append(int(entry))
+    return found
+
+
+def open_fds() -> set[int]:
+    """This process's open file descriptors."""
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+async def wait_until_gone(token: str, seconds: float) -> list[int]:
+    """Poll until no process carries ``token``; returns what is left after ``seconds``."""
+    with trio.move_on_after(seconds):
+        while live_processes_with(token):  # noqa: ASYNC110 - /proc offers nothing to await
+            await trio.sleep(0.02)
+    return live_processes_with(token)
+
+
+def python_cli(code: str, **kwargs: object) -> actors.CliSpec:
+    """A CLI made of a tiny Python program (``sys.argv[1:]`` holds the prompt)."""
+    return actors.command([sys.executable, "-S", "-c", code], **kwargs)  # type: ignore[arg-type]
+
+
+def fake(plan: Mapping[str, object] | None = None, **kwargs: object) -> actors.CliSpec:
+    return actors.fake(plan, **kwargs)  # type: ignore[arg-type]
+
+
+ARGV_ECHO = "import json, sys; print(json.dumps(sys.argv[1:]))"
+
+
+def argv_list(text: str) -> Sequence[str]:
+    import json
+
+    value = json.loads(text)
+    assert isinstance(value, list)
+    return value
