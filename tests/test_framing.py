@@ -29,7 +29,7 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 texts = st.lists(
-    st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",))),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n")),
     max_size=8,
 )
 

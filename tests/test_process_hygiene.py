@@ -1,0 +1,252 @@
+"""Process hygiene, verified through /proc with real processes.
+
+Every test puts a unique marker in the CLI's argv; the fake CLI's grandchild is a fork and
+carries the same argv, so "no process with the marker" means the whole tree is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import trio
+
+from supervisor import (
+    ErrorCategory,
+    LLMError,
+    RetryConfig,
+    TimeoutConfig,
+    open_supervisor,
+)
+
+from .helpers import fake, live_processes_with, marker, open_fds, wait_until_gone
+
+ONE_ATTEMPT = RetryConfig(max_attempts=1)
+# Generous: the bound is graceful_shutdown plus a few seconds of SIGKILL and reaping.
+STOP_SLACK_S = 4.0
+
+STUBBORN_TREE = {
+    "hang": True,
+    "ignore_sigterm": True,
+    "grandchild_holds_stdout_s": 120,
+    "grandchild_ignores_sigterm": True,
+}
+
+
+async def _wait_for_processes(token: str, count: int) -> None:
+    with trio.fail_after(10):
+        while len(live_processes_with(token)) < count:  # noqa: ASYNC110 - polling /proc
+            await trio.sleep(0.02)
+
+
+async def test_cancel_stops_a_sigterm_ignoring_cli_and_its_sigterm_ignoring_grandchild() -> None:
+    token = marker()
+    grace = 0.5
+    async with open_supervisor(
+        fake(STUBBORN_TREE), retry=ONE_ATTEMPT, timeouts=TimeoutConfig(graceful_shutdown=grace)
+    ) as sup:
+        with trio.CancelScope() as scope:
+
+            async def cancel_when_running() -> None:
+                await _wait_for_processes(token, 2)  # the CLI and its grandchild
+                scope.cancel()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(cancel_when_running)
+                start = trio.current_time()
+                await sup.ask(token)
+        elapsed = trio.current_time() - start
+        # The cancelled call returned only after the whole tree was gone.
+        assert live_processes_with(token) == []
+        assert elapsed < grace + STOP_SLACK_S
+
+
+async def test_total_timeout_is_a_timeout_error_and_the_tree_is_gone() -> None:
+    token = marker()
+    grace = 0.3
+    timeouts = TimeoutConfig(total_execution=0.5, chunk_receive=None, graceful_shutdown=grace)
+    async with open_supervisor(fake(STUBBORN_TREE), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
+        start = trio.current_time()
+        with pytest.raises(LLMError) as info:
+            await sup.ask(token)
+        elapsed = trio.current_time() - start
+    assert info.value.category is ErrorCategory.TIMEOUT
+    assert "total_execution=0.5s" in info.value.message
+    assert live_processes_with(token) == []
+    assert elapsed < 0.5 + grace + STOP_SLACK_S
+
+
+async def test_silence_on_stdout_is_a_chunk_timeout() -> None:
+    token = marker()
+    timeouts = TimeoutConfig(total_execution=30, chunk_receive=0.4, graceful_shutdown=0.2)
+    plan = {"hang_after_chunks": 1, "chunks": 3}
+    async with open_supervisor(fake(plan), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
+        with pytest.raises(LLMError) as info:
+            await sup.ask(token)
+    assert info.value.category is ErrorCategory.TIMEOUT
+    assert "chunk_receive=0.4s" in info.value.message
+    assert live_processes_with(token) == []
+
+
+async def test_steady_output_is_not_a_chunk_timeout() -> None:
+    # Ten chunks 0.15 s apart: 1.5 s in all, each gap well under chunk_receive.
+    timeouts = TimeoutConfig(total_execution=30, chunk_receive=0.6)
+    plan = {"chunks": 10, "chunk_gap_s": 0.15, "text": "0123456789"}
+    async with open_supervisor(fake(plan), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
+        result = await sup.ask("steady")
+    assert result.text == "0123456789"
+
+
+async def test_exit_while_grandchild_holds_stdout_ends_the_call_and_removes_the_grandchild() -> (
+    None
+):
+    token = marker()
+    plan = {"grandchild_holds_stdout_s": 120, "grandchild_ignores_sigterm": True}
+    async with open_supervisor(fake(plan), retry=ONE_ATTEMPT) as sup:
+        start = trio.current_time()
+        result = await sup.ask(token)
+        elapsed = trio.current_time() - start
+    assert result.text == f"echo: {token}"
+    # A bounded drain after the CLI's exit, not the grandchild's 120 s.
+    assert elapsed < 10
+    assert live_processes_with(token) == []
+
+
+async def test_cancelled_while_spawning_still_reaps() -> None:
+    token = marker()
+    async with open_supervisor(fake({"hang": True}), retry=ONE_ATTEMPT) as sup:
+        for step in range(30):
+            # Cancel at many points: before, during and just after the spawn.
+            with trio.move_on_after(step * 0.002):
+                await sup.ask(token)
+            assert live_processes_with(token) == [], f"leftover after cancel at step {step}"
+
+
+async def test_no_file_descriptor_leaks_across_every_kind_of_ending() -> None:
+    token = marker()
+    timeouts = TimeoutConfig(total_execution=0.4, graceful_shutdown=0.2)
+    plans: list[dict[str, object]] = [
+        {},
+        {"exit_code": 1},
+        {"hang": True},
+        {"auth_failure": True},
+        {"stderr_bytes": 300_000},
+        {"oversized_line_bytes": 200_000},
+    ]
+    # Warm up lazily created trio resources (wakeup fds, thread pool) before the baseline.
+    async with open_supervisor(fake(), retry=ONE_ATTEMPT) as sup:
+        await sup.ask("warm-up")
+    before = open_fds()
+    for plan in plans:
+        async with open_supervisor(
+            fake(plan, max_line_bytes=100_000), retry=ONE_ATTEMPT, timeouts=timeouts
+        ) as sup:
+            for cancel_after in (None, 0.05):  # run to the end, then cancelled midway
+                with trio.move_on_after(cancel_after or 60):
+                    try:
+                        await sup.ask(token)
+                    except LLMError:
+                        pass
+            try:
+                async with sup.stream(token) as events:
+                    async for _event in events:
+                        break  # abandoned early
+            except LLMError:
+                pass  # plans that fail before any event
+    with pytest.raises(LLMError):
+        async with open_supervisor(fake(), retry=ONE_ATTEMPT) as sup:
+            await sup.ask("\0 cannot be an argument")
+    assert open_fds() == before
+    assert live_processes_with(token) == []
+
+
+async def test_stream_left_early_stops_the_process() -> None:
+    token = marker()
+    plan = {"chunks": 5, "hang_after_chunks": 2}
+    async with open_supervisor(fake(plan), retry=ONE_ATTEMPT) as sup:
+        async with sup.stream(token) as events:
+            async for event in events:
+                if event.type == "text_delta":
+                    break
+        assert live_processes_with(token) == []
+
+
+async def test_huge_line_is_malformed_output_and_memory_stays_bounded() -> None:
+    token = marker()
+    plan = {"oversized_line_bytes": 20 * 1024 * 1024}
+    async with open_supervisor(fake(plan, max_line_bytes=1024 * 1024), retry=ONE_ATTEMPT) as sup:
+        with pytest.raises(LLMError) as info:
+            await sup.ask(token)
+    assert info.value.category is ErrorCategory.MALFORMED_OUTPUT
+    assert "max_line_bytes=1048576" in info.value.message
+    assert live_processes_with(token) == []
+    # The 20 MiB line was never held: this process stayed far below its size.
+    with open("/proc/self/status") as f:
+        peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    assert peak_kib < 400 * 1024
+
+
+def test_ctrl_c_stops_every_cli_process() -> None:
+    token = marker()
+    script = textwrap.dedent(
+        f"""
+        import sys, trio
+        sys.path.insert(0, {os.getcwd()!r})
+        import actors
+        from supervisor import open_supervisor, TimeoutConfig
+
+        async def main():
+            spec = actors.fake({STUBBORN_TREE!r})
+            async with open_supervisor(
+                spec, timeouts=TimeoutConfig(graceful_shutdown=0.3)
+            ) as sup:
+                async with trio.open_nursery() as nursery:
+                    for i in range(3):
+                        nursery.start_soon(sup.ask, "{token}")
+                    print("started", flush=True)
+
+        try:
+            trio.run(main)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(130)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "started"
+        for _ in range(500):
+            if len(live_processes_with(token)) >= 6:  # 3 CLIs and 3 grandchildren
+                break
+            time.sleep(0.02)
+        assert len(live_processes_with(token)) >= 6
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert "interrupted" in out
+        assert live_processes_with(token) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def test_wait_helper_reports_leftovers() -> None:
+    # The check itself can fail: a process we leave running is seen.
+    token = marker()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", token])
+    try:
+        await _wait_for_processes(token, 1)
+        assert await wait_until_gone(token, 0.2) == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert await wait_until_gone(token, 2) == []
