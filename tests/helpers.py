@@ -45,6 +45,12 @@ def live_processes_with(token: str) -> list[int]:
     return found
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory (VmHWM), in KiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+
 def open_fds() -> set[int]:
     """This process's open file descriptors."""
     return {int(fd) for fd in os.listdir("/proc/self/fd")}

@@ -6,6 +6,7 @@ carries the same argv, so "no process with the marker" means the whole tree is g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,7 +25,14 @@ from supervisor import (
     open_supervisor,
 )
 
-from .helpers import fake, live_processes_with, marker, open_fds, wait_until_gone
+from .helpers import (
+    fake,
+    live_processes_with,
+    marker,
+    open_fds,
+    peak_rss_kib,
+    wait_until_gone,
+)
 
 ONE_ATTEMPT = RetryConfig(max_attempts=1)
 # Generous: the bound is graceful_shutdown plus a few seconds of SIGKILL and reaping.
@@ -147,11 +155,8 @@ async def test_no_file_descriptor_leaks_across_every_kind_of_ending() -> None:
             fake(plan, max_line_bytes=100_000), retry=ONE_ATTEMPT, timeouts=timeouts
         ) as sup:
             for cancel_after in (None, 0.05):  # run to the end, then cancelled midway
-                with trio.move_on_after(cancel_after or 60):
-                    try:
-                        await sup.ask(token)
-                    except LLMError:
-                        pass
+                with trio.move_on_after(cancel_after or 60), contextlib.suppress(LLMError):
+                    await sup.ask(token)
             try:
                 async with sup.stream(token) as events:
                     async for _event in events:
@@ -186,9 +191,7 @@ async def test_huge_line_is_malformed_output_and_memory_stays_bounded() -> None:
     assert "max_line_bytes=1048576" in info.value.message
     assert live_processes_with(token) == []
     # The 20 MiB line was never held: this process stayed far below its size.
-    with open("/proc/self/status") as f:
-        peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
-    assert peak_kib < 400 * 1024
+    assert peak_rss_kib() < 400 * 1024
 
 
 def test_ctrl_c_stops_every_cli_process() -> None:
@@ -242,11 +245,13 @@ def test_ctrl_c_stops_every_cli_process() -> None:
 async def test_wait_helper_reports_leftovers() -> None:
     # The check itself can fail: a process we leave running is seen.
     token = marker()
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", token])
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", "import time; time.sleep(30)", token]
+    )
     try:
         await _wait_for_processes(token, 1)
         assert await wait_until_gone(token, 0.2) == [proc.pid]
     finally:
         proc.kill()
-        proc.wait()
+        await proc.wait()
     assert await wait_until_gone(token, 2) == []
