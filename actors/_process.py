@@ -36,6 +36,7 @@ from ._events import (
 )
 from ._framing import LineFramer, LineTooLong
 from ._hygiene import live_members, signal_group, sweep_group
+from ._registry import forget_group, record_group
 from ._spec import CliSpec, ProcessExit
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
 
@@ -204,6 +205,7 @@ async def _run_once(
         )
     except OSError as exc:
         raise _spawn_error(spec, argv, exc) from exc
+    record = record_group(proc.pid)
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
@@ -211,6 +213,7 @@ async def _run_once(
     finally:
         with trio.CancelScope(shield=True):
             await stop_process_tree(proc, config.graceful_shutdown, spec.name)
+        forget_group(record)
 
 
 async def _supervise(

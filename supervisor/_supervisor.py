@@ -24,6 +24,7 @@ import trio
 from actors._errors import ErrorCategory, LLMError, RestartIntensityExceeded
 from actors._events import Event, TextDelta
 from actors._process import ActorDone, ActorMessage, CallOutcome, run_process_actor
+from actors._registry import sweep_orphaned_groups
 from actors._spec import CliSpec
 from actors._timeouts import TimeoutConfig
 
@@ -508,6 +509,7 @@ async def open_supervisor(
     concurrency: int = 8,
     restart_intensity: RestartIntensity | None = None,
     breaker_wait: float = 0.0,
+    sweep_orphans: bool = True,
     rng: random.Random | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Open a supervisor for ``cli``: ``async with open_supervisor(spec) as sup: ...``.
@@ -523,6 +525,8 @@ async def open_supervisor(
             CIRCUIT_OPEN. 0 (the default) fails fast, which suits request handlers; a
             fan-out wants a budget, so queued work pauses instead of failing en masse.
             Waiting spends no attempts and holds no concurrency slot.
+        sweep_orphans: first kill CLI process trees left by supervisors that died without
+            cleaning up (SIGKILL, OOM); see `actors._registry`.
 
     On exit, on error, on cancellation and on Ctrl+C every actor is stopped with the full
     stop sequence before this returns. Errors from the body come out as themselves, never
@@ -533,6 +537,8 @@ async def open_supervisor(
     _check_concurrency(concurrency)
     if not breaker_wait >= 0:
         raise ValueError(f"breaker_wait must be >= 0 seconds, got {breaker_wait!r}")
+    if sweep_orphans:
+        sweep_orphaned_groups()
     try:
         async with trio.open_nursery() as nursery:
             supervisor = Supervisor(
