@@ -17,12 +17,23 @@ from ._errors import ErrorCategory, LLMError
 from ._events import ErrorReport, FinalResult, RawEvent, TextDelta
 from ._spec import ProcessExit
 
-# Status codes must not match line numbers in stack traces ("file.js:401:12").
-_NOT_LINENO = r"(?<![:\d.])"
-
 
 def _status(codes: str) -> str:
-    return _NOT_LINENO + r"\b(?:" + codes + r")\b(?!:\d)"
+    """An HTTP status only where the text says so, never a bare number.
+
+    A bare ``401`` is as likely a line number ("file.js:401:12", "line 401") as a status.
+    Accepted: a code after a word that introduces one ("status: 429", "HTTP 401", "failed:
+    403", ``"code":429``), in parentheses ("(429)"), at the start of a line ("429: slow
+    down"), or followed by its reason phrase ("401 Unauthorized").
+    """
+    group = r"(?:" + codes + r")"
+    lead = r"(?:status|http|code|failed|failure|error|rejected|returned|response)"
+    return (
+        r"(?im:\b" + lead + r"[\s\"':=]{0,4}(?:code[\s\"':=]{0,4})?" + group + r"\b(?![.:]\d)"
+        r"|\(" + group + r"\)"
+        r"|^\s*" + group + r"\b(?![.:]\d)"
+        r"|\b" + group + r"\s+(?:unauthori[sz]ed|forbidden|too many|bad request|overloaded))"
+    )
 
 
 DEFAULT_RATE_LIMIT_PATTERNS: tuple[str, ...] = (
@@ -146,7 +157,7 @@ class PatternClassifier:
                 except ValueError:
                     pass
             if report.status is not None:
-                category = self.category_of(str(report.status))
+                category = self.category_of(f"status {report.status}")
         if category is None:
             category = self.category_of(evidence) or ErrorCategory.RETRYABLE
 

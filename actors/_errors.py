@@ -13,6 +13,17 @@ from typing import Any
 from ._redact import redact
 
 
+def _redact_json(value: Any, secrets: tuple[str, ...]) -> Any:
+    """A copy of a JSON value with every string redacted (CLI events can echo keys)."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_json(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(v, secrets) for v in value]
+    return value
+
+
 class ErrorCategory(enum.Enum):
     """What went wrong, in terms that decide what to do next."""
 
@@ -67,7 +78,7 @@ class LLMError(Exception):
         self.stderr = redact(stderr, secrets)
         self.retry_after = retry_after
         self.original_error = original_error
-        self.event = event
+        self.event = _redact_json(event, secrets) if event is not None else None
         self.cli = cli
         self.attempts = attempts
         self._is_retryable = is_retryable
@@ -87,10 +98,10 @@ class LLMError(Exception):
 
     def __str__(self) -> str:
         parts = [f"[{self.category.value}]"]
-        if self.cli:
+        if self.cli and not self.message.startswith(self.cli):
             parts.append(f"{self.cli}:")
         parts.append(self.message)
-        if self.exit_code is not None:
+        if self.exit_code is not None and f"code {self.exit_code}" not in self.message:
             parts.append(f"(exit code {self.exit_code})")
         if self.retry_after is not None:
             parts.append(f"(retry after {self.retry_after:g}s)")

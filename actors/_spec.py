@@ -105,7 +105,8 @@ class CliSpec:
         default="arg", validator=attrs.validators.in_(("arg", "stdin"))
     )
     prompt_prefix_args: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env_dict)
+    # Compared but not hashed (a dict is unhashable); equal specs still hash alike.
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env_dict, hash=False)
     inherit_env: bool = True
     cwd: str | None = None
     max_line_bytes: int = attrs.field(default=DEFAULT_MAX_LINE_BYTES, validator=_positive)

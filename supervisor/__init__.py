@@ -24,9 +24,12 @@ from ._intensity import RestartBackoff as RestartBackoff
 from ._intensity import RestartIntensity as RestartIntensity
 from ._intensity import RestartTracker as RestartTracker
 from ._intensity import RestartType as RestartType
+from ._json import JSONExtractor as JSONExtractor
+from ._json import schema_instructions as schema_instructions
 from ._result import Result as Result
 from ._retry import RetryHandler as RetryHandler
 from ._stats import SupervisorStatistics as SupervisorStatistics
 from ._supervisor import ResponseStream as ResponseStream
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import open_supervisor as open_supervisor
+from ._wrapper import LLMCliWrapper as LLMCliWrapper

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 import trio
+from pydantic import ValidationError
 
 from actors._errors import ErrorCategory, LLMError
 from actors._factories import command, fake
@@ -35,6 +36,13 @@ class UsageError(Exception):
     """Bad command-line input; reported in one line with exit status 2."""
 
 
+def _one_line(exc: ValidationError) -> str:
+    """pydantic's multi-line report as one line: ``key: problem; key: problem``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'plan'}: {err['msg']}" for err in exc.errors()
+    )
+
+
 def build_spec(cli: str, *, plan: str | None, prompt_via: str, output_format: str) -> CliSpec:
     """``fake`` or a command line (split like a shell would, but never run by one)."""
     if cli == "fake":
@@ -44,8 +52,8 @@ def build_spec(cli: str, *, plan: str | None, prompt_via: str, output_format: st
             raise UsageError(f"--plan is not valid JSON: {exc}") from exc
         try:
             return fake(plan_obj, prompt_via="stdin" if prompt_via == "stdin" else "arg")
-        except ValueError as exc:
-            raise UsageError(f"bad fault plan: {exc}") from exc
+        except ValidationError as exc:
+            raise UsageError(f"bad fault plan: {_one_line(exc)}") from exc
     if plan:
         raise UsageError("--plan only applies to --cli fake")
     try:

@@ -56,6 +56,17 @@ _BRACKET_OR_QUOTE_RE = re.compile(r'[\[\]{}"]')
 _STRING_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 """A double-quoted JSON string on one line."""
 
+_VALID_START_RE = re.compile(r"""\{\s*["}]|\[\s*(?:["{\[\]\d-]|true|false|null)""")
+"""A bracket followed by a token that can start valid JSON."""
+
+_WS_RE = re.compile(r"\s*")
+
+_FIRST_TOKEN_ERRORS = {
+    "{": "Expecting property name enclosed in double quotes",
+    "[": "Expecting value",
+}
+"""What `json` says when the first token after the bracket is wrong."""
+
 _FENCE_OPEN_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
 
 _FIRST_WINDOW = 512
@@ -191,7 +202,7 @@ def _closing_fence_re(marker: str) -> re.Pattern[str]:
 
 def _find_fences(text: str) -> list[_Fence]:
     """Fenced blocks in order. An unclosed fence runs to the end of the text; a closing
-    fence glued to the JSON (``}`````) is accepted when no proper closing line exists."""
+    fence glued to the end of the JSON's last line is accepted when no line closes it."""
     fences: list[_Fence] = []
     pos = 0
     while (m := _FENCE_OPEN_RE.search(text, pos)) is not None:
@@ -303,12 +314,14 @@ def _format_validation(exc: ValidationError) -> tuple[int, str]:
 class _Run:
     """The state of one extraction: candidates offered, failures seen, the result."""
 
-    def __init__(self, extractor: JSONExtractor, text: str, model: type[BaseModel] | None):
+    def __init__(self, extractor: JSONExtractor, text: str, model: type[BaseModel] | None) -> None:
         self.x = extractor
         self.text = text
         self.model = model
         self.fences = _find_fences(text)
-        self.failures: list[_Failure] = []
+        self.fence_failures: list[_Failure] = []
+        self.scan_failure: _Failure | None = None
+        """The malformed JSON the decoder got furthest into."""
         self.failed_fences: list[_Fence] = []
         self.failed_starts: list[int] = []
         self.offered: list[Any] = []
@@ -360,7 +373,7 @@ class _Run:
                 value = json.loads(body)
             except (ValueError, RecursionError) as exc:
                 if stripped[0] in "{[" or fence.label.startswith("json"):
-                    self.failures.append(
+                    self.fence_failures.append(
                         _Failure(f"fenced block {fence.number}: ", _decode_message(exc), 0)
                     )
                     self.failed_fences.append(fence)
@@ -384,16 +397,23 @@ class _Run:
             if _JSONISH_RE.match(text, start) is None:
                 pos = start + 1  # prose such as "{name}": not even a first JSON token
                 continue
+            if _VALID_START_RE.match(text, start) is None:
+                # JSON-looking but wrong from its first token ({'a': 1}, {a: 1}, ['x']):
+                # say what json would say, without the cost of decoding.
+                at = _WS_RE.match(text, start + 1).end()  # type: ignore[union-attr]
+                message = _FIRST_TOKEN_ERRORS[text[start]]
+                self._scan_failed(start, message, at)
+                pos = max(start + 1, self.matched_end(start) or 0)
+                continue
             try:
                 value, end = _decode_at(text, start)
             except _DecodeFailed as exc:
-                self.failures.append(_Failure("", exc.msg, exc.pos - start, exc.pos))
-                self.failed_starts.append(start)
+                self._scan_failed(start, exc.msg, exc.pos)
                 # Starts inside JSON that visibly failed are parts of it, not answers.
                 pos = max(start + 1, exc.pos, self.matched_end(start) or 0)
                 continue
             except RecursionError:
-                self.failures.append(_Failure("", "nesting too deep", 0, start))
+                self._scan_failed(start, "nesting too deep", start)
                 pos = self.matched_end(start) or len(text)
                 continue
             pos = max(end, start + 1)
@@ -404,6 +424,12 @@ class _Run:
             if count >= self.x.max_candidates:
                 self.capped = True
                 return
+
+    def _scan_failed(self, start: int, message: str, at: int) -> None:
+        if self.scan_failure is None or at - start > self.scan_failure.progress:
+            self.scan_failure = _Failure("", message, at - start, at)
+        if len(self.failed_starts) < self.x.max_candidates:
+            self.failed_starts.append(start)
 
     def _first_jsonish(self, start: int, end: int) -> int | None:
         pos = start
@@ -438,6 +464,11 @@ class _Run:
 
     def repaired_candidates(self) -> Iterator[Any]:
         """Step 4: json-repair on the spans where JSON visibly starts; never on prose."""
+        try:
+            import json_repair
+        except ImportError:  # pragma: no cover - installed wherever repair is used
+            self._note("repair needs the json-repair package")
+            return
         seen: set[tuple[int, int]] = set()
         budget = _REPAIR_BUDGET_FACTOR * self.x.max_repair_chars
         tried = 0
@@ -458,13 +489,8 @@ class _Run:
             budget -= size
             tried += 1
             try:
-                import json_repair
-            except ImportError:  # pragma: no cover - the dependency is installed in CI
-                self._note("repair needs the json-repair package")
-                return
-            try:
                 value = json_repair.repair_json(self.text[start:end], return_objects=True)
-            except (Exception, RecursionError):  # a repair bug must not hide the reason
+            except Exception:  # a repair bug (or RecursionError) must not hide the reason
                 continue
             opener = self.text[start]
             if opener == "{" and isinstance(value, dict) and value:
@@ -478,16 +504,17 @@ class _Run:
         self._note("repair produced no usable JSON")
 
     def _note(self, note: str) -> None:
-        if note not in self.repair_notes:
+        """Remember why repair did not help, once per kind ("too large ..." is one kind)."""
+        kind = note.split(" (")[0]
+        if all(n.split(" (")[0] != kind for n in self.repair_notes):
             self.repair_notes.append(note)
 
     # -- the reason -------------------------------------------------------------------
 
     def _malformed(self) -> str | None:
-        if not self.failures:
+        failure = self.fence_failures[0] if self.fence_failures else self.scan_failure
+        if failure is None:
             return None
-        fenced = [f for f in self.failures if f.where]
-        failure = fenced[0] if fenced else max(self.failures, key=lambda f: f.progress)
         return failure.describe(self.text)
 
     def error(self, strict: bool) -> str:

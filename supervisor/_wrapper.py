@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from actors._errors import ErrorCategory, LLMError
 from actors._events import TextDelta
 from actors._factories import command
-from actors._spec import CliSpec
+from actors._spec import CliSpec, OutputFormat
 from actors._timeouts import TimeoutConfig
 
 from ._backoff import RetryConfig
@@ -30,6 +30,24 @@ from ._supervisor import Supervisor, open_supervisor
 logger = logging.getLogger("llmsup")
 
 
+class _PumpControl:
+    """Lets a stream's reader cancel the system task that feeds it, before or after it starts."""
+
+    def __init__(self) -> None:
+        self._scope: trio.CancelScope | None = None
+        self._cancelled = False
+
+    def attach(self, scope: trio.CancelScope) -> None:
+        self._scope = scope
+        if self._cancelled:
+            scope.cancel()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+
 class LLMCliWrapper:
     """Run a CLI binary the way the reference document does, with supervision underneath.
 
@@ -38,6 +56,8 @@ class LLMCliWrapper:
         timeout_config / retry_config: per-call policies (defaults when None).
         circuit_breaker: a breaker shared by every call of this wrapper (None: none).
         env: extra environment for the child.
+        output_format: how to read the binary's stdout: ``"text"`` (the answer) or
+            ``"jsonl"`` (native event lines, as the fake CLI prints).
         concurrency: process limit while the wrapper is open as a context manager.
     """
 
@@ -49,9 +69,11 @@ class LLMCliWrapper:
         retry_config: RetryConfig | None = None,
         circuit_breaker: CircuitBreaker | None = None,
         env: Mapping[str, str] | None = None,
+        output_format: OutputFormat = "text",
         concurrency: int = 8,
     ) -> None:
         self.binary = binary
+        self.output_format: OutputFormat = output_format
         self.timeout_config = timeout_config or TimeoutConfig()
         self.retry_config = retry_config or RetryConfig()
         self.circuit_breaker = circuit_breaker
@@ -87,6 +109,7 @@ class LLMCliWrapper:
         return command(
             [self.binary, *cmd_args],
             prompt_via="stdin" if stdin else "arg",
+            output_format=self.output_format,
             env=self.env,
         )
 
@@ -125,17 +148,34 @@ class LLMCliWrapper:
         """
         spec = self.spec_for(cmd_args, stdin=False)
         send, receive = trio.open_memory_channel[str | LLMError](0)
-        trio.lowlevel.spawn_system_task(self._pump_chunks, spec, prompt, send)
-        with receive:
-            async for item in receive:
-                if isinstance(item, LLMError):
-                    raise item
-                yield item
+        pump = _PumpControl()
+        trio.lowlevel.spawn_system_task(self._pump_chunks, spec, prompt, send, pump)
+        try:
+            with receive:
+                async for item in receive:
+                    if isinstance(item, LLMError):
+                        raise item
+                    yield item
+        finally:
+            # Stop the CLI now, even if it is silent (it would not notice a closed channel
+            # until its next chunk).
+            pump.cancel()
 
     async def _pump_chunks(
-        self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[str | LLMError]
+        self,
+        spec: CliSpec,
+        prompt: str,
+        send: trio.MemorySendChannel[str | LLMError],
+        pump: _PumpControl,
     ) -> None:
         # Runs as a system task: it must never raise, and it ends when the reader leaves.
+        with trio.CancelScope() as scope:
+            pump.attach(scope)
+            await self._pump_chunks_until_done(spec, prompt, send)
+
+    async def _pump_chunks_until_done(
+        self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[str | LLMError]
+    ) -> None:
         async with send:
             try:
                 async with (
