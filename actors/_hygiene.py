@@ -30,17 +30,25 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
-def _stat_fields(pid: str) -> tuple[str, int, int] | None:
-    """(state, pgrp, session) of a process, or None if it vanished."""
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, or None if it vanished.
+
+    Index 0 is the state, 2 the process group, 3 the session, 19 the start time.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     # The command name may contain spaces and parens: split after the last ")".
-    rest = data[data.rfind(b")") + 2 :].split()
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def _stat_fields(pid: str) -> tuple[str, int, int] | None:
+    """(state, pgrp, session) of a process, or None if it vanished."""
+    rest = proc_stat(pid)
     try:
-        return rest[0].decode(), int(rest[2]), int(rest[3])
+        return (rest[0].decode(), int(rest[2]), int(rest[3])) if rest else None
     except (IndexError, ValueError):
         return None
 

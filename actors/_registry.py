@@ -18,7 +18,7 @@ import os
 import signal
 import tempfile
 
-from ._hygiene import live_members
+from ._hygiene import live_members, proc_stat
 
 logger = logging.getLogger("llmsup.registry")
 
@@ -47,14 +47,9 @@ def registry_dir() -> str:
 
 def start_time(pid: int) -> int | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), or None if gone."""
+    fields = proc_stat(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])
+        return int(fields[19]) if fields else None
     except (IndexError, ValueError):
         return None
 
