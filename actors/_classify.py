@@ -86,7 +86,7 @@ def _compile(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
 
 def _describe_exit(exit_code: int | None) -> str:
     if exit_code is None:
-        return "did not exit"
+        return "was stopped early"
     if exit_code < 0:
         try:
             return f"was killed by {signal.Signals(-exit_code).name}"

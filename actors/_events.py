@@ -86,13 +86,19 @@ class FinalResult(_Event):
 
 
 class ErrorReport(_Event):
-    """An error the CLI reported in-band. ``category`` uses `ErrorCategory` values."""
+    """An error the CLI reported in-band. ``category`` uses `ErrorCategory` values.
+
+    ``terminal`` means waiting for the CLI is pointless: the error will not heal, or the
+    CLI is about to retry on its own (the supervisor owns retries). The actor then stops
+    the process at once and classifies what it has.
+    """
 
     type: Literal["error"] = "error"
     message: str
     category: str | None = None
     status: int | None = None
     retry_after: float | None = None
+    terminal: bool = False
 
 
 class RawEvent(_Event):

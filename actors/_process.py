@@ -27,6 +27,7 @@ import trio
 from ._errors import ErrorCategory, LLMError
 from ._events import (
     AssistantMessage,
+    ErrorReport,
     Event,
     FinalResult,
     SessionStarted,
@@ -130,6 +131,9 @@ class _Run:
     events: list[Event] = attrs.Factory(list)
     failure: LLMError | None = None
     reads: _Reads = attrs.Factory(_Reads)
+    # Set once the readers run: cancelling it stops reading (the process is then stopped).
+    scope: trio.CancelScope | None = None
+    stopped_early: bool = False
 
     def fail(self, error: LLMError, scope: trio.CancelScope) -> None:
         if self.failure is None:
@@ -228,6 +232,7 @@ async def _supervise(
     exit_code: int | None = None
     with trio.CancelScope(deadline=timeouts.total_deadline) as total_scope:
         async with trio.open_nursery() as nursery:
+            run.scope = nursery.cancel_scope
             assert proc.stdout is not None and proc.stderr is not None
             nursery.start_soon(_pump_stderr, run, proc.stderr, stderr)
             nursery.start_soon(_pump_stdout, run, proc.stdout, nursery.cancel_scope)
@@ -302,11 +307,23 @@ async def _write_stdin(stdin: trio.abc.SendStream, payload: bytes) -> None:
 
 
 async def _pump_stderr(run: _Run, stream: trio.abc.ReceiveStream, tail: _TailBuffer) -> None:
+    watch = run.spec.stderr_watch
+    partial = bytearray()
     while True:
         chunk = await run.reads.receive(stream, math.inf)
         if not chunk:
             return
         tail.write(chunk)
+        if watch is None:
+            continue
+        partial += chunk
+        *lines, rest = partial.split(b"\n")
+        # Bounded like the tail: a newline-less flood is not worth watching.
+        partial = bytearray(rest[-run.spec.stderr_tail_bytes :])
+        for line in lines:
+            report = watch(line.decode("utf-8", errors="replace"))
+            if report is not None:
+                await _deliver(run, [report])
 
 
 async def _pump_stdout(run: _Run, stream: trio.abc.ReceiveStream, scope: trio.CancelScope) -> None:
@@ -363,6 +380,12 @@ async def _deliver(run: _Run, events: Sequence[Event]) -> None:
     for event in events:
         run.events.append(event)
         await run.outbox.send(event)
+        if isinstance(event, ErrorReport) and event.terminal and not run.stopped_early:
+            # Waiting is pointless (or the CLI would retry on its own): stop it now; the
+            # classifier judges the evidence gathered so far.
+            run.stopped_early = True
+            assert run.scope is not None
+            run.scope.cancel()
 
 
 async def stop_process_tree(

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 import attrs
 
 from ._errors import LLMError
-from ._events import Event
+from ._events import ErrorReport, Event
 from ._redact import secret_values_from_env
 
 PromptVia = Literal["arg", "stdin"]
@@ -95,6 +95,9 @@ class CliSpec:
         classifier: turns a finished process into an `LLMError`, or None for success.
         max_line_bytes: longest accepted stdout line; longer is MALFORMED_OUTPUT.
         stderr_tail_bytes: how much of stderr to keep for errors.
+        stderr_watch: called with each stderr line; an `ErrorReport` it returns joins the
+            events (a terminal one stops the CLI at once). For CLIs that report trouble
+            only on stderr, such as retry attempts.
     """
 
     name: str
@@ -111,6 +114,7 @@ class CliSpec:
     cwd: str | None = None
     max_line_bytes: int = attrs.field(default=DEFAULT_MAX_LINE_BYTES, validator=_positive)
     stderr_tail_bytes: int = attrs.field(default=DEFAULT_STDERR_TAIL_BYTES, validator=_positive)
+    stderr_watch: Callable[[str], ErrorReport | None] | None = None
 
     def build_argv(self, prompt: str) -> list[str]:
         """The exact argv for one call. The prompt is one element, never split or quoted."""

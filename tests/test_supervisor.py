@@ -8,6 +8,7 @@ import stat
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -414,3 +415,47 @@ async def test_bad_supervisor_arguments_are_rejected() -> None:
     with pytest.raises(TypeError, match="CliSpec"):
         async with open_supervisor("claude"):  # type: ignore[arg-type]
             pass
+
+
+async def test_terminal_error_event_stops_the_cli_at_once() -> None:
+    token = marker()
+    code = (
+        "import json, sys, time\n"
+        "print(json.dumps({'type': 'error', 'message': 'Invalid API key', 'status': 401,"
+        " 'terminal': True}), flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    spec = actors.command([sys.executable, "-S", "-c", code, token], output_format="jsonl")
+    async with open_supervisor(spec, retry=FAST_RETRY) as sup:
+        start = trio.current_time()
+        with pytest.raises(LLMError) as info:
+            await sup.ask("x")
+        elapsed = trio.current_time() - start
+    assert info.value.category is ErrorCategory.AUTH_FAILURE
+    assert "stopped early" in info.value.message
+    assert info.value.attempts == 1
+    assert elapsed < 10  # not the CLI's 30 s
+    assert live_processes_with(token) == []
+
+
+async def test_stderr_watch_turns_retry_chatter_into_an_early_typed_error() -> None:
+    token = marker()
+    code = (
+        "import sys, time\n"
+        "sys.stderr.write('Attempt 1 failed with status 429. Retrying with backoff... "
+        "Please try again in 20s.\\n'); sys.stderr.flush()\n"
+        "time.sleep(30)\n"
+    )
+
+    def watch(line: str) -> actors.ErrorReport | None:
+        if "failed with status" in line:
+            return actors.ErrorReport(message=line, terminal=True)
+        return None
+
+    spec = attrs.evolve(python_cli(code + f"# {token}"), stderr_watch=watch)
+    async with open_supervisor(spec, retry=ONE_ATTEMPT) as sup:
+        with pytest.raises(LLMError) as info:
+            await sup.ask("x")
+    assert info.value.category is ErrorCategory.RATE_LIMIT
+    assert info.value.retry_after == 20
+    assert live_processes_with(token) == []
