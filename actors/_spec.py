@@ -20,6 +20,8 @@ PromptVia = Literal["arg", "stdin"]
 OutputFormat = Literal["text", "jsonl"]
 
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+# Linux refuses any single argv string over 32 pages (MAX_ARG_STRLEN) with E2BIG.
+MAX_ARG_BYTES = 32 * 4096 - 1
 DEFAULT_STDERR_TAIL_BYTES = 64 * 1024
 
 
@@ -121,6 +123,15 @@ class CliSpec:
         if "\0" in prompt:
             raise ValueError("the prompt contains a NUL byte, which no argv can carry")
         argv = list(self.argv)
+        if (
+            self.prompt_via == "arg"
+            and len(prompt.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES
+        ):
+            raise ValueError(
+                f"the prompt is {len(prompt.encode('utf-8', 'surrogatepass'))} bytes, more than one "
+                f"command-line argument can hold ({MAX_ARG_BYTES}); pass it on stdin instead "
+                f"(prompt_via='stdin')"
+            )
         if self.prompt_via == "arg":
             argv.extend(self.prompt_prefix_args)
             argv.append(prompt)

@@ -459,3 +459,16 @@ async def test_stderr_watch_turns_retry_chatter_into_an_early_typed_error() -> N
     assert info.value.category is ErrorCategory.RATE_LIMIT
     assert info.value.retry_after == 20
     assert live_processes_with(token) == []
+
+
+async def test_prompt_too_long_for_an_argument_says_to_use_stdin() -> None:
+    prompt = "x" * 200_000
+    async with open_supervisor(python_cli(ARGV_ECHO), retry=FAST_RETRY) as sup:
+        with pytest.raises(LLMError) as info:
+            await sup.ask(prompt)
+        assert sup.statistics().processes_spawned == 0
+    assert info.value.category is ErrorCategory.PERMANENT
+    assert "prompt_via='stdin'" in info.value.message
+    spec = python_cli("import sys; print(len(sys.stdin.read()))", prompt_via="stdin")
+    async with open_supervisor(spec) as sup:
+        assert (await sup.ask(prompt)).text == "200000"
