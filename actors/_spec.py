@@ -123,14 +123,11 @@ class CliSpec:
         if "\0" in prompt:
             raise ValueError("the prompt contains a NUL byte, which no argv can carry")
         argv = list(self.argv)
-        if (
-            self.prompt_via == "arg"
-            and len(prompt.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES
-        ):
+        size = len(prompt.encode("utf-8", "surrogatepass"))
+        if self.prompt_via == "arg" and size > MAX_ARG_BYTES:
             raise ValueError(
-                f"the prompt is {len(prompt.encode('utf-8', 'surrogatepass'))} bytes, more than one "
-                f"command-line argument can hold ({MAX_ARG_BYTES}); pass it on stdin instead "
-                f"(prompt_via='stdin')"
+                f"the prompt is {size} bytes, more than one command-line argument can hold "
+                f"({MAX_ARG_BYTES}); pass it on stdin instead (prompt_via='stdin')"
             )
         if self.prompt_via == "arg":
             argv.extend(self.prompt_prefix_args)
