@@ -20,6 +20,9 @@ from ._breaker import BreakerStatistics as BreakerStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitState as CircuitState
 from ._breaker import Permit as Permit
+from ._conversation import ConversationHistory as ConversationHistory
+from ._conversation import ConversationManager as ConversationManager
+from ._conversation import Message as Message
 from ._intensity import RestartBackoff as RestartBackoff
 from ._intensity import RestartIntensity as RestartIntensity
 from ._intensity import RestartTracker as RestartTracker
