@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 
 from ._adapters import JsonLinesAdapter, TextAdapter
 from ._classify import GENERIC_CLASSIFIER
 from ._fake import FaultPlan, fake_argv
+from ._session import SessionSupport, WarmLaunch
 from ._spec import DEFAULT_MAX_LINE_BYTES, Adapter, Classifier, CliSpec, OutputFormat, PromptVia
 
 
@@ -80,6 +82,20 @@ def fake(
     argv = list(fake_argv(plan))
     if prompt_via == "stdin":
         argv.append("--prompt-stdin")
+
+    def resume(session_id: str) -> CliSpec:
+        # The fake has no stored sessions; continuing one means answering under its id.
+        return fake(
+            plan.model_copy(update={"session_id": session_id}),
+            name=name,
+            prompt_via=prompt_via,
+            max_line_bytes=max_line_bytes,
+        )
+
+    def warm(session_id: str | None) -> WarmLaunch:
+        served = plan.model_copy(update={"session_id": session_id}) if session_id else plan
+        return WarmLaunch(argv=(*fake_argv(served), "--serve"), encode_turn=_serve_request)
+
     return CliSpec(
         name=name,
         argv=tuple(argv),
@@ -88,4 +104,9 @@ def fake(
         prompt_via=prompt_via,
         prompt_prefix_args=("--",) if prompt_via == "arg" else (),
         max_line_bytes=max_line_bytes,
+        session=SessionSupport(resume=resume, warm=warm),
     )
+
+
+def _serve_request(prompt: str) -> bytes:
+    return (json.dumps({"prompt": prompt}) + "\n").encode()

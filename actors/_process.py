@@ -77,7 +77,7 @@ class ActorDone:
 ActorMessage = Event | ActorDone
 
 
-class _TailBuffer:
+class TailBuffer:
     """Keeps the last ``limit`` bytes written to it."""
 
     def __init__(self, limit: int) -> None:
@@ -166,7 +166,7 @@ async def run_process_actor(
         logger.debug("owner of %s went away before the result", spec.name)
 
 
-def _spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
+def spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
     program = argv[0]
     if isinstance(exc, FileNotFoundError):
         where = "" if os.sep in program else " on PATH"
@@ -208,7 +208,7 @@ async def _run_once(
             start_new_session=True,
         )
     except OSError as exc:
-        raise _spawn_error(spec, argv, exc) from exc
+        raise spawn_error(spec, argv, exc) from exc
     record = record_group(proc.pid)
     try:
         if on_spawn is not None:
@@ -228,7 +228,7 @@ async def _supervise(
     timeouts: ProgressiveTimeoutManager,
 ) -> CallOutcome:
     run = _Run(spec=spec, outbox=outbox, timeouts=timeouts)
-    stderr = _TailBuffer(spec.stderr_tail_bytes)
+    stderr = TailBuffer(spec.stderr_tail_bytes)
     exit_code: int | None = None
     with trio.CancelScope(deadline=timeouts.total_deadline) as total_scope:
         async with trio.open_nursery() as nursery:
@@ -267,10 +267,10 @@ async def _supervise(
     if error is not None:
         raise error
     assert exit_code is not None
-    return _outcome(events, exit_code, proc.pid)
+    return outcome_from_events(events, exit_code, proc.pid)
 
 
-def _outcome(events: tuple[Event, ...], exit_code: int, pid: int) -> CallOutcome:
+def outcome_from_events(events: tuple[Event, ...], exit_code: int, pid: int) -> CallOutcome:
     final = next((e for e in reversed(events) if isinstance(e, FinalResult)), None)
     if final is not None:
         text = final.text
@@ -306,7 +306,7 @@ async def _write_stdin(stdin: trio.abc.SendStream, payload: bytes) -> None:
             await stdin.aclose()
 
 
-async def _pump_stderr(run: _Run, stream: trio.abc.ReceiveStream, tail: _TailBuffer) -> None:
+async def _pump_stderr(run: _Run, stream: trio.abc.ReceiveStream, tail: TailBuffer) -> None:
     watch = run.spec.stderr_watch
     partial = bytearray()
     while True:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import attrs
 
 from ._errors import LLMError
 from ._events import ErrorReport, Event
 from ._redact import secret_values_from_env
+
+if TYPE_CHECKING:
+    from ._session import SessionSupport
 
 PromptVia = Literal["arg", "stdin"]
 OutputFormat = Literal["text", "jsonl"]
@@ -97,6 +100,7 @@ class CliSpec:
         classifier: turns a finished process into an `LLMError`, or None for success.
         max_line_bytes: longest accepted stdout line; longer is MALFORMED_OUTPUT.
         stderr_tail_bytes: how much of stderr to keep for errors.
+        session: how to resume a session or keep a warm process (`SessionSupport`).
         stderr_watch: called with each stderr line; an `ErrorReport` it returns joins the
             events (a terminal one stops the CLI at once). For CLIs that report trouble
             only on stderr, such as retry attempts.
@@ -117,6 +121,8 @@ class CliSpec:
     max_line_bytes: int = attrs.field(default=DEFAULT_MAX_LINE_BYTES, validator=_positive)
     stderr_tail_bytes: int = attrs.field(default=DEFAULT_STDERR_TAIL_BYTES, validator=_positive)
     stderr_watch: Callable[[str], ErrorReport | None] | None = None
+    # How this CLI continues a conversation (None: history replay). See actors._session.
+    session: SessionSupport | None = attrs.field(default=None, eq=False)
 
     def build_argv(self, prompt: str) -> list[str]:
         """The exact argv for one call. The prompt is one element, never split or quoted."""

@@ -27,6 +27,7 @@ class SupervisorStatistics:
     restarts: int
     processes_spawned: int
     breaker_rejections: int
+    trimmed_turns: int
     breaker_state: CircuitState | None
     breaker_opened: int
 
@@ -44,6 +45,7 @@ class Counters:
     restarts: int = 0
     processes_spawned: int = 0
     breaker_rejections: int = 0
+    trimmed_turns: int = 0
 
     def call_failed(self, category: ErrorCategory) -> None:
         self.failed += 1

@@ -11,12 +11,14 @@ intensity that is counted per supervisor, OTP style.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -30,10 +32,14 @@ from actors._timeouts import TimeoutConfig
 
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker, Permit
+from ._conversation import ConversationManager
 from ._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
 from ._result import Result
 from ._retry import RetryHandler
 from ._stats import Counters, SupervisorStatistics
+
+if TYPE_CHECKING:
+    from ._chat import Conversation
 
 logger = logging.getLogger("llmsup")
 logger.addHandler(logging.NullHandler())
@@ -44,9 +50,13 @@ EVENT_BUFFER = 64
 
 _request_ids = itertools.count(1)
 
+OnEvent = Callable[[Event], Awaitable[None]]
+# One attempt: run something that reports events and ends with a CallOutcome.
+Runner = Callable[[OnEvent], Awaitable[CallOutcome]]
+
 
 @attrs.define
-class _TaskHandle:
+class TaskHandle:
     """A task hosted in the supervisor's nursery that its starter can stop and await."""
 
     scope: trio.CancelScope
@@ -185,6 +195,33 @@ class Supervisor:
         assert not missing, f"map lost the outcomes of items {missing}"
         return [o for o in outcomes if o is not None]
 
+    def conversation(
+        self,
+        system_prompt: str | None = None,
+        max_turns: int | None = None,
+        max_history: int = 20,
+        *,
+        mode: Literal["auto", "warm", "resume", "replay"] = "auto",
+        history: str | os.PathLike[str] | None = None,
+    ) -> Conversation:
+        """A multi-turn `Conversation` with this CLI (see `supervisor._chat`).
+
+        ``mode="auto"`` keeps a warm process where the CLI allows it, else resumes its
+        session per turn, else replays the trimmed history. ``history`` continues a
+        conversation saved with ``export_history`` (its session id included).
+        """
+        from ._chat import Conversation  # the conversation layer builds on this module
+
+        manager = ConversationManager.load_history(history) if history else None
+        return Conversation(
+            self,
+            system_prompt=system_prompt,
+            max_turns=max_turns,
+            max_history=max_history,
+            mode=mode,
+            manager=manager,
+        )
+
     def statistics(self) -> SupervisorStatistics:
         """A frozen snapshot of the counters and the breaker state."""
         c = self._counters
@@ -200,6 +237,7 @@ class Supervisor:
             restarts=c.restarts,
             processes_spawned=c.processes_spawned,
             breaker_rejections=c.breaker_rejections,
+            trimmed_turns=c.trimmed_turns,
             breaker_state=self.breaker.state if self.breaker else None,
             breaker_opened=self.breaker.opened_count if self.breaker else 0,
         )
@@ -213,7 +251,7 @@ class Supervisor:
         name: str,
         restart: RestartType = RestartType.PERMANENT,
         backoff: RestartBackoff | None = None,
-    ) -> _TaskHandle:
+    ) -> TaskHandle:
         """Run a long-lived child (for example a warm CLI actor) under OTP restart rules.
 
         ``fn`` is started again after it ends, per ``restart``: permanent children always,
@@ -264,11 +302,11 @@ class Supervisor:
 
     # ----------------------------------------------------------------- the machinery
 
-    async def _host(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> _TaskHandle:
+    async def _host(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> TaskHandle:
         if self._closed:
             raise LLMError("the supervisor is closed", ErrorCategory.PERMANENT, cli=self.cli.name)
         try:
-            handle: _TaskHandle = await self._nursery.start(self._hosted, fn, *args)
+            handle: TaskHandle = await self._nursery.start(self._hosted, fn, *args)
         except RuntimeError as exc:  # the nursery no longer accepts tasks
             raise LLMError(
                 "the supervisor is shutting down", ErrorCategory.PERMANENT, cli=self.cli.name
@@ -279,12 +317,12 @@ class Supervisor:
         self,
         fn: Callable[..., Awaitable[Any]],
         *args: Any,
-        task_status: trio.TaskStatus[_TaskHandle] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[TaskHandle] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         finished = trio.Event()
         try:
             with trio.CancelScope() as scope:
-                task_status.started(_TaskHandle(scope, finished))
+                task_status.started(TaskHandle(scope, finished))
                 await fn(*args)
         except RestartIntensityExceeded:
             raise
@@ -298,16 +336,28 @@ class Supervisor:
     async def _call(
         self,
         prompt: str,
-        on_event: Callable[[Event], Awaitable[None]],
+        on_event: OnEvent,
         *,
         may_retry: Callable[[LLMError], bool] | None = None,
+        spec: CliSpec | None = None,
+        runner: Runner | None = None,
     ) -> Result:
+        """The policy around one call: retries, breaker, limits, statistics, logging.
+
+        Each attempt runs ``runner(on_event)``; by default a one-shot process actor for
+        ``spec`` (the supervisor's CLI unless given). Warm conversations pass a runner
+        that hands the turn to their warm actor instead (and skip the process limit).
+        """
+        spec = spec or self.cli
+        use_limiter = runner is None
+        if runner is None:
+            runner = functools.partial(self._run_actor, spec, prompt)
         request_id = f"req-{next(_request_ids)}"
         counters = self._counters
         counters.started += 1
         counters.in_flight += 1
         started = trio.current_time()
-        log_extra = {"request_id": request_id, "cli": self.cli.name}
+        log_extra = {"request_id": request_id, "cli": spec.name}
 
         def on_retry(error: LLMError, attempt: int, delay: float) -> None:
             counters.retries += 1
@@ -324,8 +374,9 @@ class Supervisor:
                 },
             )
 
-        async def attempt(number: int) -> CallOutcome:
-            return await self._attempt(prompt, on_event, request_id, number)
+        async def attempt(_number: int) -> CallOutcome:
+            assert runner is not None
+            return await self._attempt(runner, on_event, use_limiter)
 
         handler = RetryHandler(self.retry_config, rng=self._rng, on_retry=on_retry)
         try:
@@ -359,24 +410,21 @@ class Supervisor:
             usage=outcome.usage,
             cost_usd=outcome.cost_usd,
             raw_events=list(outcome.events),
-            cli=self.cli.name,
+            cli=spec.name,
             request_id=request_id,
             exit_code=outcome.exit_code,
         )
 
-    async def _attempt(
-        self,
-        prompt: str,
-        on_event: Callable[[Event], Awaitable[None]],
-        request_id: str,
-        number: int,
-    ) -> CallOutcome:
+    async def _attempt(self, runner: Runner, on_event: OnEvent, use_limiter: bool) -> CallOutcome:
         breaker = self.breaker
         wait_until = trio.current_time() + self.breaker_wait
+        limiter: contextlib.AbstractAsyncContextManager[Any] = (
+            self._limiter if use_limiter else contextlib.nullcontext()
+        )
         while True:
-            async with self._limiter:
+            async with limiter:
                 if breaker is None:
-                    return await self._run_actor(prompt, on_event)
+                    return await runner(on_event)
                 try:
                     permit = breaker.acquire()  # raises CIRCUIT_OPEN, spawning nothing
                 except LLMError as rejection:
@@ -385,7 +433,7 @@ class Supervisor:
                     self._counters.breaker_rejections += 1
                     refused = rejection
                 else:
-                    return await self._run_admitted(breaker, permit, prompt, on_event)
+                    return await self._run_admitted(breaker, permit, runner, on_event)
             # Rejected. Fail fast, or (with a breaker_wait budget) wait outside the
             # limiter for the breaker to change or to reach its announced time.
             remaining = wait_until - trio.current_time()
@@ -398,11 +446,11 @@ class Supervisor:
         self,
         breaker: CircuitBreaker,
         permit: Permit,
-        prompt: str,
-        on_event: Callable[[Event], Awaitable[None]],
+        runner: Runner,
+        on_event: OnEvent,
     ) -> CallOutcome:
         try:
-            outcome = await self._run_actor(prompt, on_event)
+            outcome = await runner(on_event)
         except LLMError as error:
             breaker.record_failure(error, permit)
             self._signal_breaker_change()
@@ -419,31 +467,19 @@ class Supervisor:
         self._breaker_changed.set()
         self._breaker_changed = trio.Event()
 
-    async def _run_actor(
-        self, prompt: str, on_event: Callable[[Event], Awaitable[None]]
-    ) -> CallOutcome:
+    async def _run_actor(self, spec: CliSpec, prompt: str, on_event: OnEvent) -> CallOutcome:
         send, receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
-        handle = await self._host(self._actor_main, prompt, send)
+        handle = await self._host(self._actor_main, spec, prompt, send)
         try:
-            async with receive:
-                async for message in receive:
-                    if isinstance(message, ActorDone):
-                        if message.error is not None:
-                            raise message.error
-                        assert message.outcome is not None
-                        return message.outcome
-                    await on_event(message)
-            raise LLMError(
-                "the CLI actor ended without a result (supervisor closing or internal error)",
-                ErrorCategory.PERMANENT,
-                cli=self.cli.name,
-            )
+            return await relay_until_done(receive, on_event, spec.name)
         finally:
             await handle.cancel_and_wait()
 
-    async def _actor_main(self, prompt: str, send: trio.MemorySendChannel[ActorMessage]) -> None:
+    async def _actor_main(
+        self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[ActorMessage]
+    ) -> None:
         async with send:
-            await run_process_actor(self.cli, prompt, send, self.timeouts, on_spawn=self._on_spawn)
+            await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self._on_spawn)
 
     def _on_spawn(self, _pid: int) -> None:
         self._counters.processes_spawned += 1
@@ -472,6 +508,25 @@ class Supervisor:
 
     def _close(self) -> None:
         self._closed = True
+
+
+async def relay_until_done(
+    receive: trio.MemoryReceiveChannel[ActorMessage], on_event: OnEvent, cli: str
+) -> CallOutcome:
+    """Pass an actor's events to ``on_event``; return its outcome or raise its error."""
+    async with receive:
+        async for message in receive:
+            if isinstance(message, ActorDone):
+                if message.error is not None:
+                    raise message.error
+                assert message.outcome is not None
+                return message.outcome
+            await on_event(message)
+    raise LLMError(
+        "the CLI actor ended without a result (supervisor closing or internal error)",
+        ErrorCategory.PERMANENT,
+        cli=cli,
+    )
 
 
 async def _counting(

@@ -278,7 +278,7 @@ def test_killed_by_signal_names_the_signal() -> None:
 
 def test_unknown_signal_number_and_missing_exit_code() -> None:
     assert "signal 200" in _error(_exit(-200)).message
-    assert _error(_exit(None)).message == "mycli did not exit"
+    assert _error(_exit(None)).message == "mycli was stopped early"
 
 
 def test_text_cli_complaint_on_stdout_is_evidence() -> None:

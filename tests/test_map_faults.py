@@ -17,7 +17,7 @@ from .helpers import fake, live_processes_with, marker
 # fault name -> (fault-plan rule, expected outcome: None for success, else the category)
 FAULTS: dict[str, tuple[dict[str, object], ErrorCategory | None]] = {
     "ok": ({}, None),
-    "slow": ({"latency_s": 0.3, "chunks": 6, "chunk_gap_s": 0.02}, None),
+    "slow": ({"latency_s": 0.1, "chunks": 6, "chunk_gap_s": 0.02}, None),
     "noisy": ({"stderr_bytes": 200_000}, None),
     "bytes": ({"invalid_utf8": True}, None),
     "garbage": ({"malformed_line": True}, None),
@@ -40,7 +40,10 @@ PLAN = {
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    kinds=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=14),
+    # At most one stall per example: it costs chunk_receive per attempt.
+    kinds=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=14).filter(
+        lambda kinds: kinds.count("hang") <= 1
+    ),
     concurrency=st.integers(min_value=1, max_value=8),
     attempts=st.integers(min_value=1, max_value=2),
 )
@@ -52,7 +55,8 @@ async def test_map_gives_exactly_one_outcome_per_prompt_in_order(
     async with open_supervisor(
         fake(PLAN, max_line_bytes=50_000),
         retry=RetryConfig(max_attempts=attempts, initial_delay_ms=1, max_delay_ms=5),
-        timeouts=TimeoutConfig(total_execution=5, chunk_receive=0.4, graceful_shutdown=0.2),
+        # Generous enough that a slow start on a loaded machine is not a stall.
+        timeouts=TimeoutConfig(total_execution=10, chunk_receive=1.5, graceful_shutdown=0.2),
         concurrency=concurrency,
     ) as sup:
         outcomes = await sup.map(prompts)

@@ -1,0 +1,185 @@
+"""`Conversation`: multi-turn use of a supervised CLI, carrying context the best way it can.
+
+Three ways to carry context, chosen per CLI (``mode="auto"``):
+
+1. **warm**: a long-lived CLI process fed one turn per stdin line, owned by a *permanent*
+   supervised child that reads turns from an inbox channel the conversation owns. Turn 2
+   onward costs no process start. If the process dies, the turn in flight fails as
+   RETRYABLE and is retried after the supervisor restarts the process (with backoff, under
+   its restart intensity), resuming the same session: a retried turn at worst, never lost
+   history.
+2. **resume**: a new process per turn that continues the stored session id.
+3. **replay**: for CLIs without sessions, the trimmed history goes into every prompt.
+
+History (with timestamps and session ids) is kept in every mode, trimmed to
+``max_history`` with the trimmed turns counted in the supervisor's statistics.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import trio
+
+from actors._events import Event
+from actors._process import ActorMessage, CallOutcome
+from actors._session import Turn, run_warm_process
+from actors._spec import CliSpec
+
+from ._conversation import ConversationManager, Message, render_replay_prompt
+from ._intensity import RestartType
+from ._result import Result
+from ._supervisor import EVENT_BUFFER, OnEvent, Supervisor, TaskHandle, relay_until_done
+
+Mode = Literal["auto", "warm", "resume", "replay"]
+
+
+class Conversation:
+    """A multi-turn conversation with the supervisor's CLI. Create with `sup.conversation`.
+
+    ``await conv.send(text)`` returns the next `Result`. Use ``async with`` (or
+    `aclose`) to stop a warm process as soon as the conversation ends; otherwise it stops
+    with the supervisor.
+    """
+
+    def __init__(
+        self,
+        sup: Supervisor,
+        *,
+        system_prompt: str | None,
+        max_turns: int | None,
+        max_history: int,
+        mode: Mode = "auto",
+        manager: ConversationManager | None = None,
+    ) -> None:
+        self._sup = sup
+        self.spec = sup.cli
+        session = self.spec.session
+        if mode == "auto":
+            mode = "warm" if session and session.warm else "resume" if session else "replay"
+        if mode in ("warm", "resume") and session is None:
+            raise ValueError(f"{self.spec.name} has no session support; use mode='replay'")
+        if mode == "warm" and (session is None or session.warm is None):
+            raise ValueError(f"{self.spec.name} cannot keep a warm process; use mode='resume'")
+        self.mode: Mode = mode
+        self._manager = manager or ConversationManager(system_prompt, max_turns, max_history)
+        self._inbox_send, self._inbox_receive = trio.open_memory_channel[Turn](0)
+        self._warm: TaskHandle | None = None
+        self._lock = trio.Lock()  # turns are ordered: one at a time
+
+    # ------------------------------------------------------------------- state
+
+    @property
+    def session_id(self) -> str | None:
+        """The CLI's latest session id (ids may change on resume; the latest is kept)."""
+        return self._manager.state.session_ids.get(self.spec.name)
+
+    @property
+    def turn_count(self) -> int:
+        return self._manager.turn_count
+
+    @property
+    def history(self) -> list[Message]:
+        return self._manager.history
+
+    @property
+    def trimmed_turns(self) -> int:
+        return self._manager.trimmed_turns
+
+    def export_history(self, path: str | os.PathLike[str]) -> Path:
+        """Write the history, including the CLI's session id, as JSON."""
+        return self._manager.export_history(path)
+
+    # ------------------------------------------------------------------- turns
+
+    async def send(self, text: str) -> Result:
+        """Send one user turn; return the answer. Raises `LLMError`.
+
+        Cancellation: the turn's process (one-shot modes) is stopped; a warm process is
+        replaced, since its state mid-turn is unknown.
+        """
+        async with self._lock:
+            self._manager.check_can_send()
+            if self.mode == "replay":
+                result = await self._sup._call(
+                    render_replay_prompt(self._manager.state, text), _ignore
+                )
+            elif self.mode == "resume":
+                result = await self._sup._call(
+                    self._first_turn_text(text), _ignore, spec=self._resume_spec()
+                )
+            else:
+                result = await self._send_warm(self._first_turn_text(text))
+            trimmed_before = self._manager.trimmed_turns
+            self._manager.record_turn(
+                text, result.text, session_id=result.session_id, cli=self.spec.name
+            )
+            self._sup._counters.trimmed_turns += self._manager.trimmed_turns - trimmed_before
+            return result
+
+    def _first_turn_text(self, text: str) -> str:
+        # Sessions remember the system prompt after the first turn.
+        system = self._manager.system_prompt
+        if system and self._manager.turn_count == 0 and not self.session_id:
+            return f"System: {system}\n\nUser: {text}"
+        return text
+
+    def _resume_spec(self) -> CliSpec:
+        session = self.spec.session
+        assert session is not None
+        return session.resume(self.session_id) if self.session_id else self.spec
+
+    async def _send_warm(self, prompt: str) -> Result:
+        if self._warm is None:
+            self._warm = await self._sup.start_child(
+                self._run_warm, name=f"warm-{self.spec.name}", restart=RestartType.PERMANENT
+            )
+
+        async def hand_over(on_event: OnEvent) -> CallOutcome:
+            reply_send, reply_receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
+            await self._inbox_send.send(Turn(prompt, reply_send))
+            return await relay_until_done(reply_receive, on_event, self.spec.name)
+
+        return await self._sup._call(prompt, _ignore, spec=self.spec, runner=hand_over)
+
+    async def _run_warm(self) -> None:
+        session = self.spec.session
+        assert session is not None and session.warm is not None
+        launch = session.warm(self.session_id)
+        await run_warm_process(
+            self.spec,
+            launch,
+            self._inbox_receive,
+            self._sup.timeouts,
+            on_spawn=self._sup._on_spawn,
+            on_session=self._note_session,
+        )
+
+    def _note_session(self, session_id: str) -> None:
+        self._manager.state.session_ids[self.spec.name] = session_id
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def aclose(self) -> None:
+        """Stop the warm process (if any); the history stays available."""
+        if self._warm is not None:
+            await self._warm.cancel_and_wait()
+            self._warm = None
+
+    async def __aenter__(self) -> Conversation:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _ignore(_event: Event) -> None:
+    return None
