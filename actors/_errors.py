@@ -54,6 +54,7 @@ class LLMError(Exception):
         event: the CLI event that carried the error, if any (raw JSON object).
         cli: the name of the CLI spec that failed.
         attempts: how many attempts were made before giving up (set by the retry layer).
+        raw_text: the last answer, when the answer itself was the problem (MALFORMED_OUTPUT).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class LLMError(Exception):
         attempts: int = 1,
         is_retryable: bool | None = None,
         secrets: Iterable[str] = (),
+        raw_text: str | None = None,
     ) -> None:
         secrets = tuple(secrets)
         self.message = redact(message, secrets)
@@ -81,6 +83,7 @@ class LLMError(Exception):
         self.event = _redact_json(event, secrets) if event is not None else None
         self.cli = cli
         self.attempts = attempts
+        self.raw_text = redact(raw_text, secrets) if raw_text is not None else None
         self._is_retryable = is_retryable
         super().__init__(self.message)
 

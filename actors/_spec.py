@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
@@ -100,6 +100,7 @@ class CliSpec:
         classifier: turns a finished process into an `LLMError`, or None for success.
         max_line_bytes: longest accepted stdout line; longer is MALFORMED_OUTPUT.
         stderr_tail_bytes: how much of stderr to keep for errors.
+        output_schema: given a JSON Schema, a spec using the CLI's native schema option.
         session: how to resume a session or keep a warm process (`SessionSupport`).
         stderr_watch: called with each stderr line; an `ErrorReport` it returns joins the
             events (a terminal one stops the CLI at once). For CLIs that report trouble
@@ -121,6 +122,8 @@ class CliSpec:
     max_line_bytes: int = attrs.field(default=DEFAULT_MAX_LINE_BYTES, validator=_positive)
     stderr_tail_bytes: int = attrs.field(default=DEFAULT_STDERR_TAIL_BYTES, validator=_positive)
     stderr_watch: Callable[[str], ErrorReport | None] | None = None
+    # A spec that also passes a JSON Schema to the CLI's own structured-output option.
+    output_schema: Callable[[dict[str, Any]], CliSpec] | None = attrs.field(default=None, eq=False)
     # How this CLI continues a conversation (None: history replay). See actors._session.
     session: SessionSupport | None = attrs.field(default=None, eq=False)
 

@@ -25,6 +25,7 @@ class Result(BaseModel):
         request_id: the id used in logs for this call.
         exit_code: the CLI's exit status.
         data: the validated structured answer, when one was asked for.
+        reasks: how often the model was asked again because its answer did not validate.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -40,3 +41,4 @@ class Result(BaseModel):
     request_id: str = ""
     exit_code: int | None = None
     data: Any = None
+    reasks: int = 0

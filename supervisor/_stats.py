@@ -28,6 +28,7 @@ class SupervisorStatistics:
     processes_spawned: int
     breaker_rejections: int
     trimmed_turns: int
+    reasks: int
     breaker_state: CircuitState | None
     breaker_opened: int
 
@@ -46,6 +47,7 @@ class Counters:
     processes_spawned: int = 0
     breaker_rejections: int = 0
     trimmed_turns: int = 0
+    reasks: int = 0
 
     def call_failed(self, category: ErrorCategory) -> None:
         self.failed += 1

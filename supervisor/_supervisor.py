@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
+from pydantic import BaseModel
 
 from actors._errors import ErrorCategory, LLMError, RestartIntensityExceeded
 from actors._events import Event, TextDelta
@@ -37,6 +38,7 @@ from ._intensity import RestartBackoff, RestartIntensity, RestartTracker, Restar
 from ._result import Result
 from ._retry import RetryHandler
 from ._stats import Counters, SupervisorStatistics
+from ._structured import DEFAULT_MAX_REASKS, ask_structured
 
 if TYPE_CHECKING:
     from ._chat import Conversation
@@ -150,12 +152,26 @@ class Supervisor:
 
     # ----------------------------------------------------------------- public calls
 
-    async def ask(self, prompt: str) -> Result:
+    async def ask(
+        self,
+        prompt: str,
+        output: type[BaseModel] | None = None,
+        *,
+        max_reasks: int = DEFAULT_MAX_REASKS,
+    ) -> Result:
         """Run one call; return its `Result` or raise `LLMError`.
+
+        With ``output`` (a pydantic model) the answer must be JSON of that shape:
+        ``Result.data`` is the validated instance. The schema is put into the prompt (and
+        into the CLI's own schema option where it has one); an answer that does not
+        validate is re-asked with the errors, at most ``max_reasks`` times, then fails
+        as MALFORMED_OUTPUT keeping the last answer in ``raw_text``.
 
         Cancellation: the current attempt's process tree is stopped (shielded, bounded
         by ``graceful_shutdown`` plus a few seconds) before `trio.Cancelled` propagates.
         """
+        if output is not None:
+            return await ask_structured(self, prompt, output, max_reasks=max_reasks)
         return await self._call(prompt, _ignore_event)
 
     @asynccontextmanager
@@ -173,7 +189,9 @@ class Supervisor:
             await handle.cancel_and_wait()
             receive.close()
 
-    async def map(self, prompts: Iterable[str]) -> list[Result | LLMError]:
+    async def map(
+        self, prompts: Iterable[str], output: type[BaseModel] | None = None
+    ) -> list[Result | LLMError]:
         """Run every prompt; return one `Result` or `LLMError` per prompt, in input order.
 
         Concurrency is bounded by the supervisor's limit. One failure never cancels the
@@ -184,7 +202,7 @@ class Supervisor:
 
         async def one(index: int, prompt: str) -> None:
             try:
-                outcomes[index] = await self._call(prompt, _ignore_event)
+                outcomes[index] = await self.ask(prompt, output)
             except LLMError as error:
                 outcomes[index] = error
 
@@ -238,6 +256,7 @@ class Supervisor:
             processes_spawned=c.processes_spawned,
             breaker_rejections=c.breaker_rejections,
             trimmed_turns=c.trimmed_turns,
+            reasks=c.reasks,
             breaker_state=self.breaker.state if self.breaker else None,
             breaker_opened=self.breaker.opened_count if self.breaker else 0,
         )
