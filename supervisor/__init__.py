@@ -24,6 +24,8 @@ from ._chat import Conversation as Conversation
 from ._conversation import ConversationHistory as ConversationHistory
 from ._conversation import ConversationManager as ConversationManager
 from ._conversation import Message as Message
+from ._fanout import Completed as Completed
+from ._fanout import MapStream as MapStream
 from ._intensity import RestartBackoff as RestartBackoff
 from ._intensity import RestartIntensity as RestartIntensity
 from ._intensity import RestartTracker as RestartTracker

@@ -34,6 +34,7 @@ from actors._timeouts import TimeoutConfig
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker, Permit
 from ._conversation import ConversationManager
+from ._fanout import MapStream, Prompts, map_in_order, map_stream
 from ._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
 from ._result import Result
 from ._retry import RetryHandler
@@ -195,23 +196,21 @@ class Supervisor:
         """Run every prompt; return one `Result` or `LLMError` per prompt, in input order.
 
         Concurrency is bounded by the supervisor's limit. One failure never cancels the
-        others. Cancelling the map stops every process it started.
+        others. Cancelling the map stops every process it started. With ``output``, each
+        answer is validated as in `ask`.
         """
-        items = list(prompts)
-        outcomes: list[Result | LLMError | None] = [None] * len(items)
+        return await map_in_order(self, prompts, output)
 
-        async def one(index: int, prompt: str) -> None:
-            try:
-                outcomes[index] = await self.ask(prompt, output)
-            except LLMError as error:
-                outcomes[index] = error
+    def map_stream(
+        self, prompts: Prompts, output: type[BaseModel] | None = None
+    ) -> contextlib.AbstractAsyncContextManager[MapStream]:
+        """Stream outcomes in completion order: ``async with sup.map_stream(p) as results``.
 
-        async with trio.open_nursery() as nursery:
-            for index, prompt in enumerate(items):
-                nursery.start_soon(one, index, prompt)
-        missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        assert not missing, f"map lost the outcomes of items {missing}"
-        return [o for o in outcomes if o is not None]
+        ``prompts`` may be any iterable or async iterable, of any length; it is read only
+        as fast as work completes, so memory stays bounded. Each item is a `Completed`
+        (``index``, ``prompt``, ``outcome``). Leaving the block early stops the rest.
+        """
+        return map_stream(self, prompts, output)
 
     def conversation(
         self,
