@@ -1,4 +1,4 @@
-"""The ``llmsup`` command line: ``ask`` and ``demo``."""
+"""The ``llmsup`` command line: ``ask``, ``demo`` and ``emulate``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 from pydantic import ValidationError
@@ -99,7 +100,43 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", type=int, default=24, help="how many prompts (default 24)")
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--seed", type=int, default=7, help="seed of the fault mix")
+
+    emulate = sub.add_parser(
+        "emulate",
+        help="serve fake anthropic/openai/gemini APIs for the real CLIs, offline",
+        description="Serve enough of the Anthropic, OpenAI and Gemini APIs for the real claude, "
+        "codex and gemini CLIs to run offline (see actors._emulator). Runs until Ctrl+C; "
+        "SIGHUP reloads the rules file.",
+    )
+    emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    emulate.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    emulate.add_argument("--rules", metavar="FILE", help="JSON rules file (replies and faults)")
+    emulate.add_argument("--log", metavar="FILE", help="append every request to FILE as JSON lines")
     return parser
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from actors._emulator import RulesFileError, load_rules, run_emulator_forever
+
+    if args.rules is not None:
+        try:
+            load_rules(args.rules)  # fail fast with exit status 2, before binding
+        except RulesFileError as exc:
+            raise UsageError(str(exc)) from exc
+    try:
+        trio.run(
+            partial(
+                run_emulator_forever,
+                host=args.host,
+                port=args.port,
+                rules_path=args.rules,
+                log_path=args.log,
+            )
+        )
+    except OSError as exc:
+        print(f"llmsup: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _ask(args: argparse.Namespace) -> int:
@@ -134,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._demo import run_demo
 
             return trio.run(run_demo, args.prompts, args.concurrency, args.seed)
+        if args.command == "emulate":
+            return _emulate(args)
     except UsageError as exc:
         print(f"llmsup: {exc}", file=sys.stderr)
         return EXIT_USAGE

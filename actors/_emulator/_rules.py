@@ -9,7 +9,8 @@ Faults:
 ======================  ==========================================================================
 ``status``              an HTTP error in the provider's JSON error shape (`status`, optional
                         `retry_after` seconds, sent as a ``retry-after`` header and in the message)
-``slow``                the normal reply, with `chunk_delay_s` seconds before every text chunk
+``slow``                the normal reply, with `chunk_delay_s` (default 1) seconds before every
+                        text chunk
 ``stall``               send `stall_after_chunks` chunks, then nothing more: the connection stays
                         open, silent, until the client gives up or the emulator closes
 ``disconnect``          send `disconnect_after_chunks` chunks, then close the connection without
@@ -31,10 +32,11 @@ Provider = Literal["anthropic", "openai", "gemini"]
 FaultKind = Literal["status", "slow", "stall", "disconnect", "malformed"]
 
 DEFAULT_REPLY = "echo: {prompt}"
+DEFAULT_CHUNK_DELAY_S = 1.0
 
 # Which optional Fault fields make sense for which kind (the rest must stay unset).
-_FIELDS_OF_KIND: dict[str, frozenset[str]] = {
-    "status": frozenset({"status", "retry_after", "message"}),
+_FIELDS_OF_KIND: dict[FaultKind, frozenset[str]] = {
+    "status": frozenset({"status", "retry_after", "message", "gemini_retry_info"}),
     "slow": frozenset({"chunk_delay_s"}),
     "stall": frozenset({"stall_after_chunks"}),
     "disconnect": frozenset({"disconnect_after_chunks"}),
@@ -44,22 +46,31 @@ _OPTIONAL_FIELDS = frozenset().union(*_FIELDS_OF_KIND.values())
 
 
 class Fault(BaseModel):
-    """One injected failure. Only the fields of its `kind` may be set.
+    """One injected failure. Only the fields of its `kind` may be set (see the module table).
 
-    >>> Fault(kind="status", status=429, retry_after=20)  # doctest: +ELLIPSIS
-    Fault(kind='status', status=429, retry_after=20.0, ...)
+    For example ``Fault(kind="status", status=429, retry_after=20)`` or, in a rules file,
+    ``{"kind": "stall", "stall_after_chunks": 2}``. A non-streamed reply has no chunks: a slow
+    one waits ``chunk_delay_s`` per chunk before the body, a stalled or disconnected one sends
+    half of its body first.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: FaultKind
-    status: int | None = Field(default=None, ge=400, le=599, description="HTTP status (kind=status)")
+    status: int | None = Field(
+        default=None, ge=400, le=599, description="HTTP status (kind=status)"
+    )
     retry_after: float | None = Field(
         default=None, ge=0, description="seconds; retry-after header and message (kind=status)"
     )
     message: str | None = Field(default=None, description="error message (kind=status)")
+    gemini_retry_info: bool | None = Field(
+        default=None,
+        description="gemini only: add google.rpc.RetryInfo with retry_after to the error details, "
+        "as the real API does for quota errors (kind=status)",
+    )
     chunk_delay_s: float | None = Field(
-        default=None, ge=0, le=3600, description="seconds before each chunk (kind=slow)"
+        default=None, ge=0, le=3600, description="seconds before each chunk (kind=slow; 1 s)"
     )
     stall_after_chunks: int | None = Field(
         default=None, ge=0, description="chunks sent before going silent (kind=stall)"
@@ -80,22 +91,25 @@ class Fault(BaseModel):
 
     @property
     def delay_s(self) -> float:
-        """Seconds to wait before each chunk (0 unless ``kind == "slow"``)."""
-        return self.chunk_delay_s if self.chunk_delay_s is not None else 0.0
+        """Seconds to wait before each chunk: `chunk_delay_s` (default 1) for "slow", else 0."""
+        if self.kind != "slow":
+            return 0.0
+        return self.chunk_delay_s if self.chunk_delay_s is not None else DEFAULT_CHUNK_DELAY_S
 
 
 class EmulatorRule(BaseModel):
     """Which requests to answer how. All conditions must hold; unset ones always do.
 
-    `reply` may contain ``{prompt}``, replaced by the latest user message's text. The reply is
-    split into `chunks` text deltas of near-equal length (fewer if the text is shorter).
+    `reply` may contain ``{prompt}``, replaced by the latest user message's text; None means
+    `DEFAULT_REPLY` (echo). The reply is split into `chunks` text deltas of near-equal length
+    (fewer if the text is shorter). With a ``status`` or ``malformed`` fault there is no reply.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     match: str | None = Field(default=None, description="substring of the latest user message")
     provider: Provider | None = None
-    reply: str = DEFAULT_REPLY
+    reply: str | None = Field(default=None, description="answer text; {prompt} is substituted")
     times: int | None = Field(default=None, ge=1, description="expire after this many uses")
     fault: Fault | None = None
     chunks: int = Field(default=1, ge=1, le=10_000)
@@ -108,7 +122,7 @@ class EmulatorRule(BaseModel):
 
     def reply_text(self, prompt: str) -> str:
         """The reply with ``{prompt}`` filled in (no other braces are interpreted)."""
-        return self.reply.replace("{prompt}", prompt)
+        return (self.reply if self.reply is not None else DEFAULT_REPLY).replace("{prompt}", prompt)
 
 
 ECHO_RULE = EmulatorRule()
