@@ -8,6 +8,14 @@ from ._adapters import JsonLinesAdapter as JsonLinesAdapter
 from ._adapters import TextAdapter as TextAdapter
 from ._classify import PatternClassifier as PatternClassifier
 from ._classify import parse_retry_after as parse_retry_after
+from ._claude import ClaudeAdapter as ClaudeAdapter
+from ._claude import ClaudeClassifier as ClaudeClassifier
+from ._claude import claude as claude
+from ._codex import CodexAdapter as CodexAdapter
+from ._codex import CodexClassifier as CodexClassifier
+from ._codex import codex as codex
+from ._discovery import cli_search_description as cli_search_description
+from ._discovery import find_executable as find_executable
 from ._errors import ErrorCategory as ErrorCategory
 from ._errors import LLMError as LLMError
 from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
@@ -26,6 +34,12 @@ from ._factories import command as command
 from ._factories import fake as fake
 from ._fake import FaultPlan as FaultPlan
 from ._fake import FaultRule as FaultRule
+from ._gemini import GeminiAdapter as GeminiAdapter
+from ._gemini import GeminiClassifier as GeminiClassifier
+from ._gemini import gemini as gemini
+from ._gemini import gemini_stderr_watch as gemini_stderr_watch
+from ._generic import FieldMapAdapter as FieldMapAdapter
+from ._generic import generic as generic
 from ._process import ActorDone as ActorDone
 from ._process import CallOutcome as CallOutcome
 from ._process import run_process_actor as run_process_actor

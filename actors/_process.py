@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
+from ._discovery import cli_search_description
 from ._errors import ErrorCategory, LLMError
 from ._events import (
     AssistantMessage,
@@ -174,6 +175,8 @@ def spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
             reason = f"working directory {spec.cwd!r} does not exist"
         else:
             reason = f"CLI binary not found: {program!r}{where}"
+            if os.sep not in program:
+                reason += f" ({cli_search_description(program)})"
     elif isinstance(exc, PermissionError):
         reason = f"CLI binary is not executable: {program!r}"
     else:

@@ -82,3 +82,27 @@ def argv_list(text: str) -> Sequence[str]:
     value = json.loads(text)
     assert isinstance(value, list)
     return value
+
+
+MARKER_ENV = "LLMSUP_TEST_MARKER"
+
+
+def live_processes_with_env(token: str) -> list[int]:
+    """Pids of non-zombie processes whose environment carries ``LLMSUP_TEST_MARKER=token``.
+
+    For CLIs whose argv does not hold the prompt (prompt on stdin): the marker travels in
+    the environment, which every descendant inherits.
+    """
+    needle = f"{MARKER_ENV}={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and _state(entry) not in (None, "Z"):
+            found.append(int(entry))
+    return found
