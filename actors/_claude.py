@@ -64,6 +64,7 @@ Streaming rule (`TextDelta` versus `AssistantMessage`)
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -102,6 +103,7 @@ from ._generic import (
     seconds_until_clock,
     with_category,
 )
+from ._session import SessionSupport, WarmLaunch
 from ._spec import CliSpec, ProcessExit
 
 logger = logging.getLogger("llmsup.claude")
@@ -503,6 +505,7 @@ def claude(
     max_turns: int | None = None,
     cwd: str | None = None,
     partial_messages: bool = True,
+    json_schema: Mapping[str, Any] | None = None,
     name: str = "claude",
 ) -> CliSpec:
     """A `CliSpec` for Claude Code in print mode (``claude -p``), streaming JSON events.
@@ -520,7 +523,13 @@ def claude(
         max_turns: ``--max-turns``; running out is a PERMANENT error.
         cwd: the working directory claude runs (and edits files) in.
         partial_messages: token streaming (``--include-partial-messages``).
+        json_schema: ``--json-schema`` (claude's structured output); `Supervisor.ask` with
+            ``output=Model`` sets it for you through ``CliSpec.output_schema``.
         name: the name in errors, logs and statistics.
+
+    Multi-turn: the spec's `SessionSupport` resumes with ``--resume`` and keeps a warm
+    process with ``--input-format stream-json`` (one user message per stdin line), so a
+    conversation pays the start-up cost once.
 
     The prompt goes to stdin, so it can never be taken for an option.
     """
@@ -547,7 +556,35 @@ def claude(
         if not resume or resume.startswith("-"):
             raise ValueError(f"resume must be a session id, got {resume!r}")
         argv.append(f"--resume={resume}")
+    if json_schema is not None:
+        argv.append(f"--json-schema={json.dumps(json_schema, separators=(',', ':'))}")
     argv.extend(extra_args)
+
+    def variant(**changes: Any) -> CliSpec:
+        options: dict[str, Any] = {
+            "model": model,
+            "env": env,
+            "extra_args": extra_args,
+            "resume": resume,
+            "system_prompt": system_prompt,
+            "append_system_prompt": append_system_prompt,
+            "max_turns": max_turns,
+            "cwd": cwd,
+            "partial_messages": partial_messages,
+            "json_schema": json_schema,
+            "name": name,
+        }
+        options.update(changes)
+        return claude(argv[0], **options)
+
+    def warm(session_id: str | None) -> WarmLaunch:
+        base = variant(resume=session_id)
+        # The same options, reading one stream-json user message per line from stdin.
+        return WarmLaunch(
+            argv=(base.argv[0], "--input-format", "stream-json", *base.argv[1:]),
+            encode_turn=_user_message_line,
+        )
+
     return CliSpec(
         name=name,
         argv=tuple(argv),
@@ -556,4 +593,11 @@ def claude(
         prompt_via="stdin",
         env={"CLAUDE_CODE_MAX_RETRIES": "0", **(env or {})},
         cwd=cwd,
+        output_schema=lambda schema: variant(json_schema=schema),
+        session=SessionSupport(resume=lambda sid: variant(resume=sid), warm=warm),
     )
+
+
+def _user_message_line(prompt: str) -> bytes:
+    message = {"type": "user", "message": {"role": "user", "content": prompt}}
+    return (json.dumps(message) + "\n").encode()

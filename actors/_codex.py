@@ -72,10 +72,12 @@ Events
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
+import tempfile
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -116,6 +118,7 @@ from ._generic import (
     seconds_until_clock,
     with_category,
 )
+from ._session import SessionSupport
 from ._spec import CliSpec, ProcessExit
 
 logger = logging.getLogger("llmsup.codex")
@@ -397,6 +400,7 @@ def codex(
     cwd: str | None = None,
     name: str = "codex",
     profile: str | None = None,
+    output_schema_file: str | None = None,
 ) -> CliSpec:
     """A `CliSpec` for the Codex CLI in exec mode (``codex exec --json``).
 
@@ -407,6 +411,8 @@ def codex(
         extra_args: more ``codex exec`` arguments, placed before ``resume`` and the
             prompt (e.g. ``["--sandbox", "read-only"]``); not ``--json``-changing ones.
         resume: a thread id to continue (``codex exec resume ID``).
+        output_schema_file: ``--output-schema`` (a JSON Schema file); `Supervisor.ask`
+            with ``output=Model`` writes and passes it for you.
         cwd: the agent's working root (``--cd``); the process also runs there.
         name: the name in errors, logs and statistics.
         profile: ``--profile`` (layers ``$CODEX_HOME/<profile>.config.toml``).
@@ -426,6 +432,8 @@ def codex(
         if provider is not None:
             for key in ("request_max_retries", "stream_max_retries"):
                 argv.append(f"--config=model_providers.{provider}.{key}=0")
+    if output_schema_file is not None:
+        argv.append(f"--output-schema={os.path.abspath(output_schema_file)}")
     argv.extend(extra_args)
     if resume is not None:
         if not resume or resume.startswith("-"):
@@ -433,6 +441,21 @@ def codex(
         argv.extend(["resume", "--", resume, "-"])
     else:
         argv.extend(["--", "-"])
+
+    def variant(**changes: Any) -> CliSpec:
+        options: dict[str, Any] = {
+            "model": model,
+            "env": env,
+            "extra_args": extra_args,
+            "resume": resume,
+            "cwd": cwd,
+            "name": name,
+            "profile": profile,
+            "output_schema_file": output_schema_file,
+        }
+        options.update(changes)
+        return codex(argv[0], **options)
+
     return CliSpec(
         name=name,
         argv=tuple(argv),
@@ -441,4 +464,20 @@ def codex(
         prompt_via="stdin",
         env=dict(env or {}),
         cwd=cwd,
+        output_schema=lambda schema: variant(output_schema_file=schema_file(schema)),
+        session=SessionSupport(resume=lambda thread_id: variant(resume=thread_id)),
     )
+
+
+def schema_file(schema: Mapping[str, Any]) -> str:
+    """A file holding ``schema`` for ``--output-schema``; one per distinct schema, reused."""
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    folder = os.path.join(tempfile.gettempdir(), f"llmsup-schemas-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
+    if not os.path.exists(path):
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)  # atomic: concurrent writers produce the same bytes
+    return path

@@ -99,6 +99,7 @@ from ._generic import (
     retry_hint,
     with_category,
 )
+from ._session import SessionSupport
 from ._spec import CliSpec, ProcessExit
 
 logger = logging.getLogger("llmsup.gemini")
@@ -507,6 +508,18 @@ def gemini(
             raise ValueError(f"resume must be a session id, got {resume!r}")
         argv.append(f"--resume={resume}")
     argv.extend(extra_args)
+
+    def resumed(session_id: str) -> CliSpec:
+        return gemini(
+            argv[0],
+            model=model,
+            env=env,
+            extra_args=extra_args,
+            resume=session_id,
+            cwd=cwd,
+            name=name,
+        )
+
     return CliSpec(
         name=name,
         argv=tuple(argv),
@@ -516,4 +529,6 @@ def gemini(
         env={"GEMINI_CLI_TRUST_WORKSPACE": "true", **(env or {})},
         cwd=cwd,
         stderr_watch=gemini_stderr_watch,
+        # gemini has no schema option: structured output goes through the prompt alone.
+        session=SessionSupport(resume=resumed),
     )

@@ -11,19 +11,26 @@ Three ways to carry context, chosen per CLI (``mode="auto"``):
 2. **resume**: a new process per turn that continues the stored session id.
 3. **replay**: for CLIs without sessions, the trimmed history goes into every prompt.
 
+A CLI may lose a session it never stored (claude writes it shortly after each turn, so a
+crash right after a turn leaves nothing to resume). Then the conversation starts a new
+session and replays its own kept history into the first turn: nothing is forgotten.
+
 History (with timestamps and session ids) is kept in every mode, trimmed to
 ``max_history`` with the trimmed turns counted in the supervisor's statistics.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 import trio
 
+from actors._errors import LLMError
 from actors._events import Event
 from actors._process import ActorMessage, CallOutcome
 from actors._session import Turn, run_warm_process
@@ -33,6 +40,8 @@ from ._conversation import ConversationManager, Message, render_replay_prompt
 from ._intensity import RestartType
 from ._result import Result
 from ._supervisor import EVENT_BUFFER, OnEvent, Supervisor, TaskHandle, relay_until_done
+
+logger = logging.getLogger("llmsup")
 
 Mode = Literal["auto", "warm", "resume", "replay"]
 
@@ -107,18 +116,40 @@ class Conversation:
                 result = await self._sup._call(
                     render_replay_prompt(self._manager.state, text), _ignore
                 )
-            elif self.mode == "resume":
-                result = await self._sup._call(
-                    self._first_turn_text(text), _ignore, spec=self._resume_spec()
-                )
             else:
-                result = await self._send_warm(self._first_turn_text(text))
+                try:
+                    result = await self._send_in_session(self._first_turn_text(text))
+                except LLMError as error:
+                    if not (self.session_id and session_lost(error)):
+                        raise
+                    result = await self._restart_session(text, error)
             trimmed_before = self._manager.trimmed_turns
             self._manager.record_turn(
                 text, result.text, session_id=result.session_id, cli=self.spec.name
             )
             self._sup._counters.trimmed_turns += self._manager.trimmed_turns - trimmed_before
             return result
+
+    async def _send_in_session(self, prompt: str) -> Result:
+        if self.mode == "resume":
+            return await self._sup._call(prompt, _ignore, spec=self._resume_spec())
+        return await self._send_warm(prompt)
+
+    async def _restart_session(self, text: str, error: LLMError) -> Result:
+        """The CLI lost the session (it died before storing it): start a new one, with
+        the history we kept replayed into its first turn, so nothing is forgotten."""
+        logger.warning(
+            "%s no longer knows session %s (%s); replaying %d turns into a new session",
+            self.spec.name,
+            self.session_id,
+            error.message,
+            self._manager.turn_count,
+            extra={"cli": self.spec.name},
+        )
+        await self.aclose()  # a warm process must not restart with the lost id
+        del self._manager.state.session_ids[self.spec.name]
+        self._sup._counters.session_restarts += 1
+        return await self._send_in_session(render_replay_prompt(self._manager.state, text))
 
     def _first_turn_text(self, text: str) -> str:
         # Sessions remember the system prompt after the first turn.
@@ -179,6 +210,18 @@ class Conversation:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+_SESSION_LOST = re.compile(
+    r"no conversation found|(?:session|thread|conversation)\b[^\n]{0,80}\bnot found"
+    r"|unknown session|no such (?:session|thread)|invalid session",
+    re.IGNORECASE,
+)
+
+
+def session_lost(error: LLMError) -> bool:
+    """True when a CLI says it does not know the session it was asked to continue."""
+    return bool(_SESSION_LOST.search(error.message) or _SESSION_LOST.search(error.stderr))
 
 
 async def _ignore(_event: Event) -> None:

@@ -29,6 +29,7 @@ class SupervisorStatistics:
     breaker_rejections: int
     trimmed_turns: int
     reasks: int
+    session_restarts: int
     breaker_state: CircuitState | None
     breaker_opened: int
 
@@ -48,6 +49,7 @@ class Counters:
     breaker_rejections: int = 0
     trimmed_turns: int = 0
     reasks: int = 0
+    session_restarts: int = 0
 
     def call_failed(self, category: ErrorCategory) -> None:
         self.failed += 1

@@ -256,6 +256,7 @@ class Supervisor:
             breaker_rejections=c.breaker_rejections,
             trimmed_turns=c.trimmed_turns,
             reasks=c.reasks,
+            session_restarts=c.session_restarts,
             breaker_state=self.breaker.state if self.breaker else None,
             breaker_opened=self.breaker.opened_count if self.breaker else 0,
         )
