@@ -62,9 +62,8 @@ async def main(turns: int) -> None:
     print(f"  warm actor        {warm_median * 1000:7.1f} ms per turn")
     print(f"  cold process      {cold_median * 1000:7.1f} ms per turn")
     print(f"  ratio warm/cold   {warm_median / cold_median:.3f}x   (target <= 0.1x)")
-    print(
-        f"  first turns: warm {timings['warm'][0] * 1000:.0f} ms, cold {timings['cold'][0] * 1000:.0f} ms"
-    )
+    first_warm, first_cold = timings["warm"][0], timings["cold"][0]
+    print(f"  first turns: warm {first_warm * 1000:.0f} ms, cold {first_cold * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
