@@ -1,23 +1,22 @@
-"""The ``llmsup`` command line: ``ask``, ``demo`` and ``emulate``."""
+"""The ``llmsup`` command line: ``ask``, ``chat``, ``demo`` and ``emulate``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 from collections.abc import Sequence
 from functools import partial
 
 import trio
-from pydantic import ValidationError
 
 from actors._errors import ErrorCategory, LLMError
-from actors._factories import command, fake
-from actors._spec import CliSpec
-from actors._timeouts import TimeoutConfig
 
-from ._backoff import RetryConfig
+from ._cli_options import (
+    UsageError,
+    add_cli_options,
+    policies_from_args,
+    spec_from_args,
+)
 from ._supervisor import open_supervisor
 
 # Distinct exit statuses, so scripts can branch without parsing text.
@@ -33,49 +32,12 @@ EXIT_CODES: dict[ErrorCategory, int] = {
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """Bad command-line input; reported in one line with exit status 2."""
-
-
-def _one_line(exc: ValidationError) -> str:
-    """pydantic's multi-line report as one line: ``key: problem; key: problem``."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'plan'}: {err['msg']}" for err in exc.errors()
-    )
-
-
-def build_spec(cli: str, *, plan: str | None, prompt_via: str, output_format: str) -> CliSpec:
-    """``fake`` or a command line (split like a shell would, but never run by one)."""
-    if cli == "fake":
-        try:
-            plan_obj = json.loads(plan) if plan else None
-        except ValueError as exc:
-            raise UsageError(f"--plan is not valid JSON: {exc}") from exc
-        try:
-            return fake(plan_obj, prompt_via="stdin" if prompt_via == "stdin" else "arg")
-        except ValidationError as exc:
-            raise UsageError(f"bad fault plan: {_one_line(exc)}") from exc
-    if plan:
-        raise UsageError("--plan only applies to --cli fake")
-    try:
-        argv = shlex.split(cli)
-    except ValueError as exc:
-        raise UsageError(f"cannot split --cli {cli!r}: {exc}") from exc
-    if not argv:
-        raise UsageError("--cli is empty")
-    return command(
-        argv,
-        prompt_via="stdin" if prompt_via == "stdin" else "arg",
-        output_format="jsonl" if output_format == "jsonl" else "text",
-    )
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmsup",
         description="Run LLM command-line programs as supervised subprocesses.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="subcommand", required=True)
 
     ask = sub.add_parser(
         "ask",
@@ -84,17 +46,18 @@ def _parser() -> argparse.ArgumentParser:
         "Use -- before a prompt that starts with '-'.",
     )
     ask.add_argument("prompt", help="the prompt (passed as one argument, never via a shell)")
-    ask.add_argument(
-        "--cli",
-        default="fake",
-        help="'fake' (the embedded fake CLI) or a command such as 'llm -m gpt-4o' (default: fake)",
-    )
-    ask.add_argument("--plan", help="fault plan JSON for --cli fake (see FaultPlan)")
-    ask.add_argument("--prompt-via", choices=("arg", "stdin"), default="arg")
-    ask.add_argument("--output-format", choices=("text", "jsonl"), default="text")
-    ask.add_argument("--timeout", type=float, default=300.0, help="total seconds per attempt")
-    ask.add_argument("--max-attempts", type=int, default=3)
     ask.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    add_cli_options(ask, concurrency=1)
+
+    chat = sub.add_parser(
+        "chat",
+        help="an interactive multi-turn conversation",
+        description="Chat with a CLI. Commands: /export FILE, /history, /quit. Ctrl+C leaves "
+        "cleanly, with no process left behind.",
+    )
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--history", metavar="FILE", help="continue a conversation exported before")
+    add_cli_options(chat, concurrency=1)
 
     demo = sub.add_parser("demo", help="fan out prompts with injected faults on the fake CLI")
     demo.add_argument("--prompts", type=int, default=24, help="how many prompts (default 24)")
@@ -140,16 +103,16 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    spec = build_spec(
-        args.cli, plan=args.plan, prompt_via=args.prompt_via, output_format=args.output_format
-    )
+    spec = spec_from_args(args)
+    policies = policies_from_args(args)
     try:
-        timeouts = TimeoutConfig(total_execution=args.timeout)
-        retry = RetryConfig(max_attempts=args.max_attempts)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    try:
-        async with open_supervisor(spec, retry=retry, timeouts=timeouts, concurrency=1) as sup:
+        async with open_supervisor(
+            spec,
+            retry=policies.retry,
+            timeouts=policies.timeouts,
+            breaker=policies.breaker(spec.name),
+            concurrency=policies.concurrency,
+        ) as sup:
             result = await sup.ask(args.prompt)
     except LLMError as error:
         print(f"llmsup: error {error.one_line()}", file=sys.stderr)
@@ -161,17 +124,32 @@ async def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _chat(args: argparse.Namespace) -> int:
+    from ._chat_cli import run_chat
+
+    spec = spec_from_args(args)
+    policies = policies_from_args(args)
+    try:
+        return await run_chat(
+            spec, system_prompt=args.system, history=args.history, retry=policies.retry
+        )
+    except ValueError as exc:  # an unreadable history file
+        raise UsageError(str(exc)) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmsup`` console script."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "ask":
+        if args.subcommand == "ask":
             return trio.run(_ask, args)
-        if args.command == "demo":
+        if args.subcommand == "chat":
+            return trio.run(_chat, args)
+        if args.subcommand == "demo":
             from ._demo import run_demo
 
             return trio.run(run_demo, args.prompts, args.concurrency, args.seed)
-        if args.command == "emulate":
+        if args.subcommand == "emulate":
             return _emulate(args)
     except UsageError as exc:
         print(f"llmsup: {exc}", file=sys.stderr)
@@ -179,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llmsup: interrupted; every CLI process was stopped", file=sys.stderr)
         return 130
-    raise AssertionError(f"unhandled command {args.command!r}")
+    raise AssertionError(f"unhandled command {args.subcommand!r}")
 
 
 if __name__ == "__main__":

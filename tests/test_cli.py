@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,8 @@ import pytest
 
 from actors import ErrorCategory
 from supervisor._cli import EXIT_CODES, EXIT_USAGE, main
+
+from .helpers import live_processes_with, marker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -222,3 +225,78 @@ def test_demo_shows_breaker_retries_and_summary() -> None:
     assert final, out
     # The summary's breaker state is the one the last printed transition led to.
     assert final.group(1) == transitions[-1][1]
+
+
+def _chat(stdin: str, *extra: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor._cli", "chat", *extra],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd or ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_chat_runs_a_warm_conversation_and_exports_it(tmp_path: Path) -> None:
+    saved = tmp_path / "chat.json"
+    done = _chat(f"hello\n/history\n/export {saved}\nagain\n/quit\n", "--system", "be brief")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "chatting with fake (warm mode)" in out
+    assert "fake> echo: System: be brief" in out
+    assert "] user: hello" in out  # /history
+    assert f"exported 1 turns to {saved}" in out
+    assert "fake> echo: again" in out
+    assert out.rstrip().endswith("bye")
+    data = json.loads(saved.read_text())
+    assert data["session_ids"]["fake"]
+
+
+def test_chat_continues_an_exported_conversation(tmp_path: Path) -> None:
+    saved = tmp_path / "chat.json"
+    assert _chat(f"first\n/export {saved}\n").returncode == 0
+    done = _chat("second\n/quit\n", "--history", str(saved))
+    assert done.returncode == 0, done.stderr
+    assert "continuing 1 turns" in done.stdout
+    assert "fake> echo: second" in done.stdout
+
+
+def test_chat_with_a_broken_history_file_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    done = _chat("", "--history", str(bad))
+    assert done.returncode == 2
+    assert "is not JSON" in done.stderr
+
+
+def test_chat_ctrl_c_mid_turn_leaves_no_process() -> None:
+    token = marker()
+    plan = json.dumps({"rules": [{"match": token, "latency_s": 60}]})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor._cli", "chat", "--plan", plan],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{token} slow question\n")
+        proc.stdin.flush()
+        for _ in range(500):  # the warm fake CLI is up and busy with the turn
+            if [p for p in live_processes_with(token) if p != proc.pid]:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert "every CLI process was stopped" in err
+        assert [p for p in live_processes_with(token) if p != proc.pid] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
