@@ -4,6 +4,8 @@ One actor is one CLI process: spawned in its own session, drained, framed, parse
 CLI's adapter, stopped. Specs (`command`, `fake`, ...) say how to run a given CLI.
 """
 
+from typing import TYPE_CHECKING
+
 from ._adapters import JsonLinesAdapter as JsonLinesAdapter
 from ._adapters import TextAdapter as TextAdapter
 from ._classify import PatternClassifier as PatternClassifier
@@ -50,3 +52,24 @@ from ._spec import CliSpec as CliSpec
 from ._spec import ProcessExit as ProcessExit
 from ._timeouts import ProgressiveTimeoutManager as ProgressiveTimeoutManager
 from ._timeouts import TimeoutConfig as TimeoutConfig
+
+# The provider emulator pulls in an HTTP server stack: import it only when it is used.
+if TYPE_CHECKING:
+    from ._emulator import Emulator as Emulator
+    from ._emulator import EmulatorRule as EmulatorRule
+    from ._emulator import Fault as Fault
+    from ._emulator import RecordedRequest as RecordedRequest
+    from ._emulator import cli_environment as cli_environment
+    from ._emulator import open_emulator as open_emulator
+
+_EMULATOR_NAMES = frozenset(
+    {"Emulator", "EmulatorRule", "Fault", "RecordedRequest", "cli_environment", "open_emulator"}
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EMULATOR_NAMES:
+        from . import _emulator
+
+        return getattr(_emulator, name)
+    raise AttributeError(f"module 'actors' has no attribute {name!r}")
