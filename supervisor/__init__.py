@@ -35,7 +35,7 @@ from ._json import schema_instructions as schema_instructions
 from ._result import Result as Result
 from ._retry import RetryHandler as RetryHandler
 from ._stats import SupervisorStatistics as SupervisorStatistics
-from ._supervisor import ResponseStream as ResponseStream
+from ._stream import ResponseStream as ResponseStream
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import open_supervisor as open_supervisor
 from ._wrapper import LLMCliWrapper as LLMCliWrapper

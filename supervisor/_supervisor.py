@@ -33,12 +33,14 @@ from actors._timeouts import TimeoutConfig
 
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker, Permit
+from ._children import ChildSpec, RestartHooks, supervise_child
 from ._conversation import ConversationManager
 from ._fanout import MapStream, Prompts, map_in_order, map_stream
 from ._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
 from ._result import Result
 from ._retry import RetryHandler
 from ._stats import Counters, SupervisorStatistics
+from ._stream import ResponseStream, StreamEnd
 from ._structured import DEFAULT_MAX_REASKS, ask_structured
 
 if TYPE_CHECKING:
@@ -70,52 +72,6 @@ class TaskHandle:
         with trio.CancelScope(shield=True):
             self.scope.cancel()
             await self.finished.wait()
-
-
-@attrs.frozen
-class _StreamEnd:
-    result: Result | None = None
-    error: LLMError | None = None
-
-
-class ResponseStream:
-    """Events of one streamed call, as they arrive.
-
-    Iterating yields typed events (text deltas first, the CLI's final result event last);
-    when the call fails, iteration raises `LLMError`. After iteration `result` holds the
-    `Result`.
-    """
-
-    def __init__(self, receive: trio.MemoryReceiveChannel[Event | _StreamEnd]) -> None:
-        self._receive = receive
-        self._done = False
-        self.result: Result | None = None
-
-    def __aiter__(self) -> ResponseStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        if self._done:
-            raise StopAsyncIteration
-        try:
-            item = await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            self._done = True
-            raise LLMError("the stream ended without a result (supervisor closed)") from None
-        if isinstance(item, _StreamEnd):
-            self._done = True
-            if item.error is not None:
-                raise item.error
-            self.result = item.result
-            raise StopAsyncIteration
-        return item
-
-    async def text(self) -> str:
-        """Consume the rest of the stream and return the final answer text."""
-        async for _event in self:
-            pass
-        assert self.result is not None
-        return self.result.text
 
 
 class Supervisor:
@@ -182,7 +138,7 @@ class Supervisor:
         A failed attempt is retried only while no text has reached the reader. Leaving
         the block early stops the call and its process.
         """
-        send, receive = trio.open_memory_channel[Event | _StreamEnd](EVENT_BUFFER)
+        send, receive = trio.open_memory_channel[Event | StreamEnd](EVENT_BUFFER)
         handle = await self._host(self._pump_stream, prompt, send)
         try:
             yield ResponseStream(receive)
@@ -279,45 +235,22 @@ class Supervisor:
         the supervisor cancels everything and `open_supervisor` raises
         `RestartIntensityExceeded` saying why.
         """
-        return await self._host(self._run_child, fn, name, restart, backoff or RestartBackoff())
+        return await self._host(
+            supervise_child,
+            ChildSpec(fn, name, restart, backoff or RestartBackoff()),
+            self._restart_hooks(),
+        )
 
-    async def _run_child(
-        self,
-        fn: Callable[[], Awaitable[Any]],
-        name: str,
-        restart: RestartType,
-        backoff: RestartBackoff,
-    ) -> None:
-        consecutive = 0
-        while True:
-            started_at = trio.current_time()
-            reason = ""
-            try:
-                await fn()
-                abnormal = False
-                reason = "exited normally"
-            except Exception as exc:  # a child's failure is data for the restart policy
-                abnormal = True
-                reason = str(exc) or type(exc).__name__
-                logger.warning(
-                    "child %s failed: %s",
-                    name,
-                    reason,
-                    extra={"cli": self.cli.name, "child": name},
-                )
-            if not restart.should_restart(abnormal):
-                return
-            if trio.current_time() - started_at >= backoff.reset_after_s:
-                consecutive = 0
-            try:
-                self._restarts.record_restart(reason=f"{name}: {reason}")
-            except RestartIntensityExceeded as exc:
-                logger.error("%s", exc, extra={"cli": self.cli.name, "child": name})
-                self._nursery.cancel_scope.cancel()
-                raise
+    def _restart_hooks(self) -> RestartHooks:
+        def on_restart(name: str, reason: str) -> None:
+            self._restarts.record_restart(reason=f"{name}: {reason}")
             self._counters.restarts += 1
-            await trio.sleep(backoff.delay(consecutive, self._rng))
-            consecutive += 1
+
+        def on_give_up(error: RestartIntensityExceeded) -> None:
+            logger.error("%s", error, extra={"cli": self.cli.name})
+            self._nursery.cancel_scope.cancel()
+
+        return RestartHooks(on_restart, on_give_up, self._rng, self.cli.name)
 
     # ----------------------------------------------------------------- the machinery
 
@@ -504,7 +437,7 @@ class Supervisor:
         self._counters.processes_spawned += 1
 
     async def _pump_stream(
-        self, prompt: str, send: trio.MemorySendChannel[Event | _StreamEnd]
+        self, prompt: str, send: trio.MemorySendChannel[Event | StreamEnd]
     ) -> None:
         delivered_text = False
 
@@ -518,9 +451,9 @@ class Supervisor:
             try:
                 result = await self._call(prompt, forward, may_retry=lambda _e: not delivered_text)
             except LLMError as error:
-                end = _StreamEnd(error=error)
+                end = StreamEnd(error=error)
             else:
-                end = _StreamEnd(result=result)
+                end = StreamEnd(result=result)
             # The reader may have left early; then there is nobody to tell.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await send.send(end)
