@@ -131,8 +131,14 @@ class CliSpec:
         """The exact argv for one call. The prompt is one element, never split or quoted."""
         if "\0" in prompt:
             raise ValueError("the prompt contains a NUL byte, which no argv can carry")
+        try:
+            size = len(prompt.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"the prompt is not valid Unicode: a lone surrogate {prompt[exc.start]!r} at "
+                f"position {exc.start} (no CLI can receive it)"
+            ) from exc
         argv = list(self.argv)
-        size = len(prompt.encode("utf-8", "surrogatepass"))
         if self.prompt_via == "arg" and size > MAX_ARG_BYTES:
             raise ValueError(
                 f"the prompt is {size} bytes, more than one command-line argument can hold "

@@ -113,7 +113,7 @@ class Conversation:
         async with self._lock:
             self._manager.check_can_send()
             if self.mode == "replay":
-                result = await self._sup._call(
+                result = await self._sup.run_call(
                     render_replay_prompt(self._manager.state, text), _ignore
                 )
             else:
@@ -127,12 +127,12 @@ class Conversation:
             self._manager.record_turn(
                 text, result.text, session_id=result.session_id, cli=self.spec.name
             )
-            self._sup._counters.trimmed_turns += self._manager.trimmed_turns - trimmed_before
+            self._sup.counters.trimmed_turns += self._manager.trimmed_turns - trimmed_before
             return result
 
     async def _send_in_session(self, prompt: str) -> Result:
         if self.mode == "resume":
-            return await self._sup._call(prompt, _ignore, spec=self._resume_spec())
+            return await self._sup.run_call(prompt, _ignore, spec=self._resume_spec())
         return await self._send_warm(prompt)
 
     async def _restart_session(self, text: str, error: LLMError) -> Result:
@@ -148,7 +148,7 @@ class Conversation:
         )
         await self.aclose()  # a warm process must not restart with the lost id
         del self._manager.state.session_ids[self.spec.name]
-        self._sup._counters.session_restarts += 1
+        self._sup.counters.session_restarts += 1
         return await self._send_in_session(render_replay_prompt(self._manager.state, text))
 
     def _first_turn_text(self, text: str) -> str:
@@ -174,7 +174,7 @@ class Conversation:
             await self._inbox_send.send(Turn(prompt, reply_send))
             return await relay_until_done(reply_receive, on_event, self.spec.name)
 
-        return await self._sup._call(prompt, _ignore, spec=self.spec, runner=hand_over)
+        return await self._sup.run_call(prompt, _ignore, spec=self.spec, runner=hand_over)
 
     async def _run_warm(self) -> None:
         session = self.spec.session
@@ -185,7 +185,7 @@ class Conversation:
             launch,
             self._inbox_receive,
             self._sup.timeouts,
-            on_spawn=self._sup._on_spawn,
+            on_spawn=self._sup.note_spawn,
             on_session=self._note_session,
         )
 

@@ -84,7 +84,7 @@ async def map_stream(
 ) -> AsyncIterator[MapStream]:
     """``async with sup.map_stream(prompts) as results: async for done in results: ...``."""
     send, receive = trio.open_memory_channel[Completed | _Failed](sup.concurrency)
-    handle = await sup._host(_pump, sup, prompts, output, send)
+    handle = await sup.host(_pump, sup, prompts, output, send)
     try:
         yield MapStream(receive)
     finally:

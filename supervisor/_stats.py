@@ -54,3 +54,8 @@ class Counters:
     def call_failed(self, category: ErrorCategory) -> None:
         self.failed += 1
         self.failures_by_category[category.value] += 1
+
+    def answer_rejected(self) -> None:
+        """A call that succeeded but whose answer did not validate: a malformed failure."""
+        self.succeeded -= 1
+        self.call_failed(ErrorCategory.MALFORMED_OUTPUT)

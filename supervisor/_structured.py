@@ -57,15 +57,17 @@ async def ask_structured(
     attempts = 0
     current = prompt + instructions
     for reask in range(max_reasks + 1):
-        result = await sup._call(current, _ignore, spec=spec)
+        result = await sup.run_call(current, _ignore, spec=spec)
         attempts += result.attempts
         data, problem = extractor.extract_json(_answer_text(result), output, strict=strict)
+        if problem is not None:
+            sup.counters.answer_rejected()
         if problem is None:
             return result.model_copy(
                 update={"data": output.model_validate(data), "reasks": reask, "attempts": attempts}
             )
         if reask < max_reasks:
-            sup._counters.reasks += 1
+            sup.counters.reasks += 1
             current = reask_prompt(prompt, instructions, result.text, problem)
     raise LLMError(
         f"the answer did not match {output.__name__} after {max_reasks} re-ask"

@@ -102,7 +102,7 @@ class Supervisor:
         self.breaker = breaker
         self.concurrency = concurrency
         self._limiter = trio.CapacityLimiter(concurrency)
-        self._counters = Counters()
+        self.counters = Counters()
         self._rng = rng or random.Random()
         self._restarts = RestartTracker(restart_intensity, clock=trio.current_time)
         self._closed = False
@@ -129,7 +129,7 @@ class Supervisor:
         """
         if output is not None:
             return await ask_structured(self, prompt, output, max_reasks=max_reasks)
-        return await self._call(prompt, _ignore_event)
+        return await self.run_call(prompt, _ignore_event)
 
     @asynccontextmanager
     async def stream(self, prompt: str) -> AsyncIterator[ResponseStream]:
@@ -139,7 +139,7 @@ class Supervisor:
         the block early stops the call and its process.
         """
         send, receive = trio.open_memory_channel[Event | StreamEnd](EVENT_BUFFER)
-        handle = await self._host(self._pump_stream, prompt, send)
+        handle = await self.host(self._pump_stream, prompt, send)
         try:
             yield ResponseStream(receive)
         finally:
@@ -197,7 +197,7 @@ class Supervisor:
 
     def statistics(self) -> SupervisorStatistics:
         """A frozen snapshot of the counters and the breaker state."""
-        c = self._counters
+        c = self.counters
         return SupervisorStatistics(
             cli=self.cli.name,
             concurrency=self.concurrency,
@@ -235,7 +235,7 @@ class Supervisor:
         the supervisor cancels everything and `open_supervisor` raises
         `RestartIntensityExceeded` saying why.
         """
-        return await self._host(
+        return await self.host(
             supervise_child,
             ChildSpec(fn, name, restart, backoff or RestartBackoff()),
             self._restart_hooks(),
@@ -244,7 +244,7 @@ class Supervisor:
     def _restart_hooks(self) -> RestartHooks:
         def on_restart(name: str, reason: str) -> None:
             self._restarts.record_restart(reason=f"{name}: {reason}")
-            self._counters.restarts += 1
+            self.counters.restarts += 1
 
         def on_give_up(error: RestartIntensityExceeded) -> None:
             logger.error("%s", error, extra={"cli": self.cli.name})
@@ -252,9 +252,16 @@ class Supervisor:
 
         return RestartHooks(on_restart, on_give_up, self._rng, self.cli.name)
 
-    # ----------------------------------------------------------------- the machinery
+    # ------------------------------------------------------------------- the machinery
+    # `host`, `run_call`, `note_spawn` and `counters` are the extension points that this
+    # package's conversation, fan-out, structured-output and serve modules build on.
 
-    async def _host(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> TaskHandle:
+    async def host(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> TaskHandle:
+        """Run ``fn(*args)`` as a task in the supervisor's nursery; return its handle.
+
+        The task outlives its starter's scope but not the supervisor; the handle cancels
+        it and waits for its (shielded, bounded) cleanup.
+        """
         if self._closed:
             raise LLMError("the supervisor is closed", ErrorCategory.PERMANENT, cli=self.cli.name)
         try:
@@ -285,7 +292,7 @@ class Supervisor:
         finally:
             finished.set()
 
-    async def _call(
+    async def run_call(
         self,
         prompt: str,
         on_event: OnEvent,
@@ -305,7 +312,7 @@ class Supervisor:
         if runner is None:
             runner = functools.partial(self._run_actor, spec, prompt)
         request_id = f"req-{next(_request_ids)}"
-        counters = self._counters
+        counters = self.counters
         counters.started += 1
         counters.in_flight += 1
         started = trio.current_time()
@@ -382,7 +389,7 @@ class Supervisor:
                 except LLMError as rejection:
                     if rejection.category is not ErrorCategory.CIRCUIT_OPEN:
                         raise
-                    self._counters.breaker_rejections += 1
+                    self.counters.breaker_rejections += 1
                     refused = rejection
                 else:
                     return await self._run_admitted(breaker, permit, runner, on_event)
@@ -421,7 +428,7 @@ class Supervisor:
 
     async def _run_actor(self, spec: CliSpec, prompt: str, on_event: OnEvent) -> CallOutcome:
         send, receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
-        handle = await self._host(self._actor_main, spec, prompt, send)
+        handle = await self.host(self._actor_main, spec, prompt, send)
         try:
             return await relay_until_done(receive, on_event, spec.name)
         finally:
@@ -431,10 +438,10 @@ class Supervisor:
         self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[ActorMessage]
     ) -> None:
         async with send:
-            await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self._on_spawn)
+            await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self.note_spawn)
 
-    def _on_spawn(self, _pid: int) -> None:
-        self._counters.processes_spawned += 1
+    def note_spawn(self, _pid: int) -> None:
+        self.counters.processes_spawned += 1
 
     async def _pump_stream(
         self, prompt: str, send: trio.MemorySendChannel[Event | StreamEnd]
@@ -449,7 +456,9 @@ class Supervisor:
 
         async with send:
             try:
-                result = await self._call(prompt, forward, may_retry=lambda _e: not delivered_text)
+                result = await self.run_call(
+                    prompt, forward, may_retry=lambda _e: not delivered_text
+                )
             except LLMError as error:
                 end = StreamEnd(error=error)
             else:
@@ -501,7 +510,7 @@ async def _ignore_event(_event: Event) -> None:
     return None
 
 
-def _check_concurrency(concurrency: int) -> None:
+def check_concurrency(concurrency: int) -> None:
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
 
@@ -541,7 +550,7 @@ async def open_supervisor(
     """
     if not isinstance(cli, CliSpec):
         raise TypeError(f"open_supervisor() needs a CliSpec (see actors.command), got {cli!r}")
-    _check_concurrency(concurrency)
+    check_concurrency(concurrency)
     if not breaker_wait >= 0:
         raise ValueError(f"breaker_wait must be >= 0 seconds, got {breaker_wait!r}")
     if sweep_orphans:

@@ -80,6 +80,7 @@ async def test_next_supervisor_sweeps_trees_of_a_sigkilled_one(
         if doomed.poll() is None:
             doomed.kill()
             doomed.wait()
+        sweep_orphaned_groups(str(tmp_path))  # even when an assertion failed above
 
 
 async def test_records_are_removed_after_normal_calls(

@@ -105,7 +105,7 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
                 first = await sup.ask("remember the word pineapple")
                 outcomes["first turn"] = first
                 assert first.session_id
-                follow_up = sup._call  # the same policies, with a resuming spec
+                follow_up = sup.run_call  # the same policies, with a resuming spec
                 again = await follow_up(
                     "what word did I ask you to remember?",
                     _ignore,

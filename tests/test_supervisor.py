@@ -472,3 +472,14 @@ async def test_prompt_too_long_for_an_argument_says_to_use_stdin() -> None:
     spec = python_cli("import sys; print(len(sys.stdin.read()))", prompt_via="stdin")
     async with open_supervisor(spec) as sup:
         assert (await sup.ask(prompt)).text == "200000"
+
+
+async def test_prompt_with_a_lone_surrogate_is_a_clear_permanent_error() -> None:
+    for via in ("arg", "stdin"):
+        spec = python_cli(ARGV_ECHO, prompt_via=via)
+        async with open_supervisor(spec, retry=FAST_RETRY) as sup:
+            with pytest.raises(LLMError) as info:
+                await sup.ask("bad \ud800 text")
+            assert sup.statistics().processes_spawned == 0
+        assert info.value.category is ErrorCategory.PERMANENT
+        assert "lone surrogate" in info.value.message
