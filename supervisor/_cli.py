@@ -1,4 +1,4 @@
-"""The ``llmsup`` command line: ``ask``, ``chat``, ``demo`` and ``emulate``."""
+"""The ``llmsup`` command line: ``ask``, ``chat``, ``map``, ``demo`` and ``emulate``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ._cli_options import (
     policies_from_args,
     spec_from_args,
 )
+from ._map_cli import add_map_arguments, run_map
 from ._supervisor import open_supervisor
 
 # Distinct exit statuses, so scripts can branch without parsing text.
@@ -58,6 +59,30 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--history", metavar="FILE", help="continue a conversation exported before")
     add_cli_options(chat, concurrency=1)
+
+    map_ = sub.add_parser(
+        "map",
+        help="run every prompt of a JSON-lines file (or of --files) into a JSON-lines file",
+        description="One output line per input, appended as each finishes; --resume "
+        "completes an interrupted run; Ctrl+C stops every CLI process (exit status 130). "
+        "Exit status 1 when any item failed.",
+    )
+    add_map_arguments(map_)
+
+    serve_ = sub.add_parser(
+        "serve",
+        help="run the HTTP daemon (FastAPI on trio): /ask, /stream, /health, /metrics",
+        description="Serve one supervised CLI over HTTP. Binds to 127.0.0.1 unless told "
+        "otherwise; with --token (or LLMSUP_TOKEN) every endpoint but /health needs "
+        "'Authorization: Bearer TOKEN'. SIGTERM/SIGINT drain in-flight calls, then exit 0.",
+    )
+    serve_.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve_.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
+    serve_.add_argument("--token", default=None, help="bearer token (default: $LLMSUP_TOKEN)")
+    serve_.add_argument(
+        "--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown"
+    )
+    add_cli_options(serve_, concurrency=8)
 
     demo = sub.add_parser("demo", help="fan out prompts with injected faults on the fake CLI")
     demo.add_argument("--prompts", type=int, default=24, help="how many prompts (default 24)")
@@ -137,6 +162,32 @@ async def _chat(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from ._serve import serve
+
+    spec = spec_from_args(args)
+    policies = policies_from_args(args)
+    try:
+        status: int = trio.run(
+            partial(
+                serve,
+                spec,
+                args.host,
+                args.port,
+                grace_s=args.grace,
+                retry=policies.retry,
+                timeouts=policies.timeouts,
+                breaker=policies.breaker(spec.name),
+                concurrency=policies.concurrency,
+                token=args.token,
+            )
+        )
+    except OSError as exc:
+        print(f"llmsup: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmsup`` console script."""
     args = _parser().parse_args(argv)
@@ -145,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return trio.run(_ask, args)
         if args.subcommand == "chat":
             return trio.run(_chat, args)
+        if args.subcommand == "map":
+            return trio.run(run_map, args)
+        if args.subcommand == "serve":
+            return _serve(args)
         if args.subcommand == "demo":
             from ._demo import run_demo
 

@@ -103,6 +103,7 @@ class Supervisor:
         self.concurrency = concurrency
         self._limiter = trio.CapacityLimiter(concurrency)
         self.counters = Counters()
+        self._spawn_listeners: list[Callable[[int], None]] = []
         self._rng = rng or random.Random()
         self._restarts = RestartTracker(restart_intensity, clock=trio.current_time)
         self._closed = False
@@ -440,8 +441,25 @@ class Supervisor:
         async with send:
             await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self.note_spawn)
 
-    def note_spawn(self, _pid: int) -> None:
+    def note_spawn(self, pid: int) -> None:
+        """Called by actors for every process they start."""
         self.counters.processes_spawned += 1
+        for listener in self._spawn_listeners:
+            listener(pid)
+
+    def add_spawn_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(pid)`` for every CLI process this supervisor starts.
+
+        For monitoring (memory sampling, audit logs); it runs synchronously in the actor,
+        so it must be quick and must not raise.
+        """
+        self._spawn_listeners.append(listener)
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """Change how many CLI processes may run at once, effective for the next spawns."""
+        check_concurrency(concurrency)
+        self.concurrency = concurrency
+        self._limiter.total_tokens = concurrency
 
     async def _pump_stream(
         self, prompt: str, send: trio.MemorySendChannel[Event | StreamEnd]
