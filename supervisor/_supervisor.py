@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from actors._errors import ErrorCategory, LLMError, RestartIntensityExceeded
 from actors._events import Event, TextDelta
+from actors._groups import unwrap_group
 from actors._process import ActorDone, ActorMessage, CallOutcome, run_process_actor
 from actors._registry import sweep_orphaned_groups
 from actors._spec import CliSpec
@@ -592,25 +593,4 @@ async def open_supervisor(
                 supervisor._close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _unwrap(group) from None
-
-
-def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The single meaningful exception of a group (trio wraps even one), else the group.
-
-    Cancellations of our own nursery are noise next to a real error, so they are dropped.
-    """
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        else:
-            leaves.append(exc)
-
-    collect(group)
-    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)] or leaves
-    if len(meaningful) == 1:
-        return meaningful[0]
-    return group
+        raise unwrap_group(group) from None

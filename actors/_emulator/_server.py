@@ -20,6 +20,8 @@ import trio
 from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve
 
+from .._groups import unwrap_group
+from .._hypercorn import PreboundConfig, bind_sockets
 from ._app import EmulatorApp, EmulatorState, RecordedRequest
 from ._rules import EmulatorRule, Provider, RulesFileError, load_rules, validate_rules
 
@@ -85,30 +87,8 @@ class Emulator:
         return list(self._state.requests)
 
 
-class _PreboundConfig(Config):
-    """Hypercorn's config, serving sockets bound beforehand.
-
-    Binding before Hypercorn starts makes "address in use" a plain OSError raised by
-    `open_emulator`, rather than one wrapped in the exception groups of Hypercorn's nurseries.
-    """
-
-    def __init__(self, sockets: Sockets) -> None:
-        super().__init__()
-        self._prebound = sockets
-
-    def create_sockets(self) -> Sockets:
-        return self._prebound
-
-
-def _bind(host: str, port: int) -> Sockets:
-    """A listening-ready TCP socket on ``host:port`` (Hypercorn's own socket options)."""
-    binder = Config()
-    binder.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    return binder.create_sockets()
-
-
 def _config(sockets: Sockets) -> Config:
-    config = _PreboundConfig(sockets)
+    config = PreboundConfig(sockets)
     config.accesslog = None
     config.errorlog = LOGGER
     # In-flight replies get this long to finish on exit; stalled ones are released at once.
@@ -151,7 +131,7 @@ async def open_emulator(
 
         state.write_line = write_line
     try:
-        sockets = _bind(host, port)
+        sockets = bind_sockets(host, port)
         bound_port = int(sockets.insecure_sockets[0].getsockname()[1])
         try:
             with _single_errors_unwrapped():
@@ -189,9 +169,7 @@ def _single_errors_unwrapped() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        sole: BaseException = group
-        while isinstance(sole, BaseExceptionGroup) and len(sole.exceptions) == 1:
-            sole = sole.exceptions[0]
+        sole = unwrap_group(group)
         if sole is group:
             raise
         raise sole from None

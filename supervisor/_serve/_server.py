@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 import trio
-from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors._spec import CliSpec
@@ -25,43 +24,13 @@ from ._app import _build_app
 if TYPE_CHECKING:
     from hypercorn.typing import Framework
 
+from actors._groups import unwrap_group
+from actors._hypercorn import PreboundConfig, bind_sockets
+
 logger = logging.getLogger("llmsup.serve")
 
 TOKEN_ENV = "LLMSUP_TOKEN"
 """The environment variable `serve` reads the bearer token from when none is passed."""
-
-
-class _PreboundConfig(Config):
-    """Hypercorn's config serving sockets bound beforehand, so a bind error is a plain
-    OSError raised before anything starts (and port 0 can be reported)."""
-
-    def __init__(self, sockets: Sockets) -> None:
-        super().__init__()
-        self._prebound = sockets
-
-    def create_sockets(self) -> Sockets:
-        return self._prebound
-
-
-def _bind(host: str, port: int) -> Sockets:
-    binder = Config()
-    binder.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    return binder.create_sockets()
-
-
-def _unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        else:
-            leaves.append(exc)
-
-    collect(group)
-    meaningful = [e for e in leaves if not isinstance(e, trio.Cancelled)] or leaves
-    return meaningful[0] if len(meaningful) == 1 else group
 
 
 def _is_loopback(host: str) -> bool:
@@ -124,12 +93,12 @@ async def serve(
     drain = trio.Event()
     http_stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        sockets = _bind(host, port)
+        sockets = bind_sockets(host, port)
         try:
             bound = sockets.insecure_sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             url = f"http://{shown}:{bound[1]}"
-            config = _PreboundConfig(sockets)
+            config = PreboundConfig(sockets)
             config.accesslog = None
             config.errorlog = logger
             config.backlog = 1024
@@ -183,7 +152,7 @@ async def serve(
                 task_status.started(url)
         except BaseExceptionGroup as group:
             if not forced:
-                raise _unwrap_group(group) from None
+                raise unwrap_group(group) from None
         except Exception:
             if not forced:
                 raise
