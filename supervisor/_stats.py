@@ -27,6 +27,7 @@ class SupervisorStatistics:
     restarts: int
     processes_spawned: int
     breaker_rejections: int
+    breaker_waits: int
     trimmed_turns: int
     reasks: int
     session_restarts: int
@@ -46,7 +47,8 @@ class Counters:
     retries: int = 0
     restarts: int = 0
     processes_spawned: int = 0
-    breaker_rejections: int = 0
+    breaker_rejections: int = 0  # calls failed fast by an open breaker
+    breaker_waits: int = 0  # times a call waited for the breaker (breaker_wait)
     trimmed_turns: int = 0
     reasks: int = 0
     session_restarts: int = 0

@@ -101,6 +101,8 @@ class Supervisor:
         self.retry_config = retry
         self.timeouts = timeouts
         self.breaker = breaker
+        if breaker is not None and breaker.name == "breaker":
+            breaker.name = cli.name  # errors and logs then say whose breaker it is
         self.concurrency = concurrency
         self._limiter = trio.CapacityLimiter(concurrency)
         self.counters = Counters()
@@ -212,6 +214,7 @@ class Supervisor:
             restarts=c.restarts,
             processes_spawned=c.processes_spawned,
             breaker_rejections=c.breaker_rejections,
+            breaker_waits=c.breaker_waits,
             trimmed_turns=c.trimmed_turns,
             reasks=c.reasks,
             session_restarts=c.session_restarts,
@@ -344,7 +347,12 @@ class Supervisor:
             outcome, attempts = await _counting(handler, attempt, may_retry)
         except LLMError as error:
             counters.call_failed(error.category)
-            logger.warning(
+            # An open breaker failing calls fast is expected, not news for every call.
+            level = (
+                logging.INFO if error.category is ErrorCategory.CIRCUIT_OPEN else logging.WARNING
+            )
+            logger.log(
+                level,
                 "call failed: %s",
                 error,
                 extra={
@@ -391,7 +399,7 @@ class Supervisor:
                 except LLMError as rejection:
                     if rejection.category is not ErrorCategory.CIRCUIT_OPEN:
                         raise
-                    self.counters.breaker_rejections += 1
+                    rejection.cli = self.cli.name
                     refused = rejection
                 else:
                     return await self._run_admitted(breaker, permit, runner, on_event)
@@ -399,7 +407,9 @@ class Supervisor:
             # limiter for the breaker to change or to reach its announced time.
             remaining = wait_until - trio.current_time()
             if remaining <= 0:
+                self.counters.breaker_rejections += 1
                 raise refused
+            self.counters.breaker_waits += 1
             with trio.move_on_after(min(refused.retry_after or remaining, remaining)):
                 await self._breaker_changed.wait()
 

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 from pydantic import BaseModel
 
-from actors._errors import ErrorCategory, LLMError
+from actors._errors import LLMError
 from actors._events import TextDelta
 from actors._factories import command
 from actors._spec import CliSpec, OutputFormat
@@ -24,7 +24,6 @@ from actors._timeouts import TimeoutConfig
 
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker
-from ._json import JSONExtractor
 from ._supervisor import Supervisor, open_supervisor
 
 logger = logging.getLogger("llmsup")
@@ -79,7 +78,6 @@ class LLMCliWrapper:
         self.circuit_breaker = circuit_breaker
         self.env = dict(env or {})
         self.concurrency = concurrency
-        self._extractor = JSONExtractor()
         self._stack: AsyncExitStack | None = None
         self._shared: dict[CliSpec, Supervisor] = {}
 
@@ -105,6 +103,8 @@ class LLMCliWrapper:
     def spec_for(self, cmd_args: Sequence[str] = (), *, stdin: bool = True) -> CliSpec:
         """The spec of ``binary cmd_args...``; the input goes to stdin or as last argument."""
         if isinstance(self.binary, CliSpec):
+            if cmd_args:
+                raise ValueError("cmd_args cannot be combined with a CliSpec binary")
             return self.binary
         return command(
             [self.binary, *cmd_args],
@@ -121,21 +121,20 @@ class LLMCliWrapper:
     ) -> Any:
         """Run ``binary *cmd_args`` with ``input_data`` on stdin; return its answer.
 
-        Returns the answer text, or with ``output_model`` the validated JSON as a dict
-        (``Model(**result)`` works, as in the reference document). Raises `LLMError`;
-        an answer that does not fit ``output_model`` is MALFORMED_OUTPUT.
+        Returns the answer text, or with ``output_model`` the validated answer as a dict
+        (``Model(**result)`` works, as in the reference document): the schema goes into
+        the prompt and a non-matching answer is re-asked, as with ``sup.ask(output=)``;
+        past the re-asks it is MALFORMED_OUTPUT. With a `CliSpec` as ``binary``,
+        ``cmd_args`` must be empty (the spec already says how to run the CLI).
         """
         spec = self.spec_for(cmd_args, stdin=True)
         async with self._supervisor(spec) as sup:
-            result = await sup.ask(input_data or "")
+            # With a model: schema in the prompt, native schema option, re-asks (as sup.ask).
+            result = await sup.ask(input_data or "", output=output_model)
         if output_model is None:
             return result.text
-        data, error = self._extractor.extract_json(result.text, output_model)
-        if error is not None:
-            raise LLMError(
-                error, ErrorCategory.MALFORMED_OUTPUT, cli=spec.name, attempts=result.attempts
-            )
-        return data
+        assert isinstance(result.data, BaseModel)
+        return result.data.model_dump()
 
     async def stream_response(
         self, prompt: str, cmd_args: Sequence[str] = ()

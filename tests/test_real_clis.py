@@ -102,14 +102,23 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
                 outcomes["stream"] = (deltas, events.result)
 
             async def resumed() -> None:
-                first = await sup.ask("remember the word pineapple")
+                # Its own home and folder: concurrent gemini runs sharing one can clobber
+                # each other's stored sessions (see the README's gemini section).
+                own = tmp_path / "resume"
+                own.mkdir()
+                own_env = cli_environment(name, emulator.base_url, own / "home", inherit=os.environ)
+                own_env[MARKER_ENV] = token
+                session_spec = _spec(name, own_env, cwd=str(own))
+                first = await sup.run_call(
+                    "remember the word pineapple", _ignore, spec=session_spec
+                )
                 outcomes["first turn"] = first
                 assert first.session_id
-                follow_up = sup.run_call  # the same policies, with a resuming spec
-                again = await follow_up(
+                assert session_spec.session is not None
+                again = await sup.run_call(
                     "what word did I ask you to remember?",
                     _ignore,
-                    spec=_spec(name, env, cwd=str(tmp_path), resume=first.session_id),
+                    spec=session_spec.session.resume(first.session_id),
                 )
                 outcomes["second turn"] = again
 

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python examples/NAME.py --help`` (see each module's docstring)."""
