@@ -38,7 +38,7 @@ from ._events import (
 )
 from ._framing import LineFramer, LineTooLong
 from ._hygiene import live_members, signal_group, sweep_group
-from ._registry import forget_group, record_group
+from ._registry import RECORD_AFTER_S, DeferredRecord
 from ._spec import CliSpec, ProcessExit
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
 
@@ -212,15 +212,15 @@ async def _run_once(
         )
     except OSError as exc:
         raise spawn_error(spec, argv, exc) from exc
-    record = record_group(proc.pid)
+    record = DeferredRecord(proc.pid)
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
-        return await _supervise(spec, proc, payload, outbox, timeouts)
+        return await _supervise(spec, proc, payload, outbox, timeouts, record)
     finally:
         with trio.CancelScope(shield=True):
             await stop_process_tree(proc, config.graceful_shutdown, spec.name)
-        forget_group(record)
+        record.forget()
 
 
 async def _supervise(
@@ -229,6 +229,7 @@ async def _supervise(
     payload: bytes | None,
     outbox: trio.MemorySendChannel[ActorMessage],
     timeouts: ProgressiveTimeoutManager,
+    record: DeferredRecord,
 ) -> CallOutcome:
     run = _Run(spec=spec, outbox=outbox, timeouts=timeouts)
     stderr = TailBuffer(spec.stderr_tail_bytes)
@@ -236,6 +237,7 @@ async def _supervise(
     with trio.CancelScope(deadline=timeouts.total_deadline) as total_scope:
         async with trio.open_nursery() as nursery:
             run.scope = nursery.cancel_scope
+            nursery.start_soon(record.write_after, RECORD_AFTER_S)
             assert proc.stdout is not None and proc.stderr is not None
             nursery.start_soon(_pump_stderr, run, proc.stderr, stderr)
             nursery.start_soon(_pump_stdout, run, proc.stdout, nursery.cancel_scope)
@@ -244,6 +246,7 @@ async def _supervise(
                 nursery.start_soon(_write_stdin, proc.stdin, payload)
             exit_code = await proc.wait()
             run.reads.process_exited()
+            record.process_exited()
     if total_scope.cancelled_caught and run.failure is None:
         run.failure = LLMError(
             f"{spec.name} did not finish within total_execution="

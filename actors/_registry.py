@@ -6,6 +6,9 @@ A SIGKILLed supervisor runs no cleanup, and parent-death signals are unreliable 
 time, so reused pids are never mistaken). The next supervisor to open sweeps the groups
 whose owner is gone. Entries are removed when a group is stopped normally.
 
+Groups are recorded once they have run for 50 ms (`DeferredRecord`): a call that ends
+sooner leaves nothing to sweep, and recording it would cost more than the call.
+
 The directory is ``$LLMSUP_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/llmsup``, else
 ``<tmp>/llmsup-<uid>``.
 """
@@ -17,6 +20,8 @@ import logging
 import os
 import signal
 import tempfile
+
+import trio
 
 from ._hygiene import live_members, proc_stat
 
@@ -76,6 +81,37 @@ def record_group(pgid: int, directory: str | None = None) -> str | None:
         logger.warning("cannot record process group %d in %s: %s", pgid, path, exc)
         return None
     return path
+
+
+class DeferredRecord:
+    """A record written only once the group has lived ``RECORD_AFTER_S``.
+
+    Most calls end within milliseconds; recording them would cost a /proc read and two
+    file operations each for nothing. A group killed with its supervisor inside that first
+    window is the one case the sweep does not cover.
+    """
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.path: str | None = None
+        self._waiting = trio.CancelScope()
+
+    async def write_after(self, delay: float) -> None:
+        """Record the group after ``delay`` seconds, unless `process_exited` came first."""
+        with self._waiting:
+            await trio.sleep(delay)
+            self.path = record_group(self.pgid)
+
+    def process_exited(self) -> None:
+        """The leader is gone: there is nothing left worth recording."""
+        self._waiting.cancel()
+
+    def forget(self) -> None:
+        forget_group(self.path)
+        self.path = None
+
+
+RECORD_AFTER_S = 0.05
 
 
 def forget_group(path: str | None) -> None:

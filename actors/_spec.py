@@ -149,8 +149,14 @@ class CliSpec:
             argv.append(prompt)
         return argv
 
-    def build_env(self) -> dict[str, str]:
-        """The child's environment: inherited (or empty) plus ``env`` on top."""
+    def build_env(self) -> dict[str, str] | None:
+        """The child's environment: inherited (or empty) plus ``env`` on top.
+
+        None means "exactly this process's environment" (nothing to add), which spares
+        a copy of ``os.environ`` per call.
+        """
+        if self.inherit_env and not self.env:
+            return None
         base = dict(os.environ) if self.inherit_env else {}
         base.update(self.env)
         return base

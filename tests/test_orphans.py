@@ -65,6 +65,10 @@ async def test_next_supervisor_sweeps_trees_of_a_sigkilled_one(
         assert doomed.stdout is not None
         assert doomed.stdout.readline().strip() == "started"
         _wait_for(token, doomed.pid, 4)  # two CLIs, two grandchildren
+        for _ in range(250):  # groups are recorded once they have lived 50 ms
+            if len(os.listdir(tmp_path)) == 2:
+                break
+            time.sleep(0.02)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         # No cleanup ran: the trees outlive their supervisor...
