@@ -21,8 +21,6 @@ import os
 import signal
 import tempfile
 
-import trio
-
 from ._hygiene import live_members, proc_stat
 
 logger = logging.getLogger("llmsup.registry")
@@ -94,17 +92,11 @@ class DeferredRecord:
     def __init__(self, pgid: int) -> None:
         self.pgid = pgid
         self.path: str | None = None
-        self._waiting = trio.CancelScope()
 
-    async def write_after(self, delay: float) -> None:
-        """Record the group after ``delay`` seconds, unless `process_exited` came first."""
-        with self._waiting:
-            await trio.sleep(delay)
+    def write_now(self) -> None:
+        """Record the group (its reader calls this once ``RECORD_AFTER_S`` has passed)."""
+        if self.path is None:
             self.path = record_group(self.pgid)
-
-    def process_exited(self) -> None:
-        """The leader is gone: there is nothing left worth recording."""
-        self._waiting.cancel()
 
     def forget(self) -> None:
         forget_group(self.path)
