@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from actors._registry import record_group, start_time, sweep_orphaned_groups
 from supervisor import open_supervisor
@@ -68,7 +69,7 @@ async def test_next_supervisor_sweeps_trees_of_a_sigkilled_one(
         for _ in range(250):  # groups are recorded once they have lived 50 ms
             if len(os.listdir(tmp_path)) == 2:
                 break
-            time.sleep(0.02)
+            await trio.sleep(0.02)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         # No cleanup ran: the trees outlive their supervisor...
