@@ -1,4 +1,5 @@
-"""attrs field validators shared by every frozen configuration class.
+"""attrs field validators shared by every frozen configuration class, and the one-line form
+of pydantic's validation errors.
 
 Each message names the class and the field, so a bad configuration fails where it is
 built and says which value was wrong.
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from pydantic import ValidationError
 
 from ._errors import ErrorCategory
 
@@ -56,3 +58,13 @@ def category_set(inst: object, attribute: attrs.Attribute[Any], value: Any) -> N
         raise TypeError(
             f"{_where(inst, attribute)} must be a frozenset of ErrorCategory, got {value!r}"
         )
+
+
+def errors_in_one_line(exc: ValidationError, whole: str = "value") -> str:
+    """pydantic's multi-line report as one line: ``key: problem; key: problem``.
+
+    ``whole`` names the thing itself, for errors about it rather than one of its fields.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or whole}: {err['msg']}" for err in exc.errors()
+    )

@@ -24,6 +24,7 @@ from actors._factories import command, fake
 from actors._gemini import gemini
 from actors._spec import CliSpec
 from actors._timeouts import TimeoutConfig
+from actors._validators import errors_in_one_line
 
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker
@@ -171,7 +172,7 @@ def _fake_spec(plan: str | None, prompt_via: str) -> CliSpec:
     try:
         return fake(plan_obj, prompt_via="stdin" if prompt_via == "stdin" else "arg")
     except ValidationError as exc:
-        raise UsageError(f"bad fault plan: {one_line(exc)}") from exc
+        raise UsageError(f"bad fault plan: {errors_in_one_line(exc)}") from exc
 
 
 def _command_spec(line: str, prompt_via: str, output_format: str) -> CliSpec:
@@ -185,11 +186,4 @@ def _command_spec(line: str, prompt_via: str, output_format: str) -> CliSpec:
         argv,
         prompt_via="stdin" if prompt_via == "stdin" else "arg",
         output_format="jsonl" if output_format == "jsonl" else "text",
-    )
-
-
-def one_line(exc: ValidationError) -> str:
-    """pydantic's multi-line report as one line: ``key: problem; key: problem``."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
     )

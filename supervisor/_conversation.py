@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actors._errors import ErrorCategory, LLMError
+from actors._validators import errors_in_one_line
 
 from ._result import Result
 
@@ -200,9 +201,7 @@ def load_history_file(path: str | os.PathLike[str]) -> ConversationHistory:
     try:
         state = ConversationHistory.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'history'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = errors_in_one_line(exc, "history")
         raise ValueError(f"conversation history {str(path)!r} is invalid: {problems}") from exc
     if state.format != HISTORY_FORMAT:
         raise ValueError(

@@ -83,19 +83,11 @@ class GeminiWire:
         model = route["model"]
         messages = _messages(json_object(body))
         match route["method"]:
-            case "streamGenerateContent":
+            case "streamGenerateContent" | "generateContent" as method:
                 return Call(
                     provider=self.name,
                     operation="generate",
-                    stream=True,
-                    model=model,
-                    messages=messages,
-                )
-            case "generateContent":
-                return Call(
-                    provider=self.name,
-                    operation="generate",
-                    stream=False,
+                    stream=method == "streamGenerateContent",
                     model=model,
                     messages=messages,
                 )

@@ -28,6 +28,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from .._validators import errors_in_one_line
+
 Provider = Literal["anthropic", "openai", "gemini"]
 FaultKind = Literal["status", "slow", "stall", "disconnect", "malformed"]
 
@@ -134,12 +136,6 @@ class RulesFileError(ValueError):
     """A rules file that cannot be read, parsed or validated; the message names the field."""
 
 
-def _one_line(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'rules'}: {err['msg']}" for err in exc.errors()
-    )
-
-
 def parse_rules(data: object) -> list[EmulatorRule]:
     """Rules from decoded JSON: a list of rule objects, or ``{"rules": [...]}``.
 
@@ -151,7 +147,7 @@ def parse_rules(data: object) -> list[EmulatorRule]:
     try:
         return _RULES_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise RulesFileError(_one_line(exc)) from None
+        raise RulesFileError(errors_in_one_line(exc, "rules")) from None
 
 
 def load_rules(path: str | os.PathLike[str]) -> list[EmulatorRule]:
