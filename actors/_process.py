@@ -184,6 +184,29 @@ def spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
     return LLMError(reason, ErrorCategory.PERMANENT, original_error=exc, cli=spec.name)
 
 
+async def spawn_cli(spec: CliSpec, argv: Sequence[str], *, stdin_pipe: bool) -> trio.Process:
+    """Start a CLI in a session of its own (so its whole tree can be signalled), with
+    stdout and stderr piped and stdin a pipe or ``/dev/null``; an `OSError` becomes a
+    PERMANENT `LLMError` naming the binary.
+
+    Cancellation: ``Popen`` runs in a worker thread and cannot be interrupted; the process
+    is returned and the cancellation arrives at the caller's next checkpoint, so the caller
+    must own the process (try/finally with the stop sequence) before awaiting anything.
+    """
+    try:
+        return await trio.lowlevel.open_process(
+            list(argv),
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=spec.build_env(),
+            cwd=spec.cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise spawn_error(spec, list(argv), exc) from exc
+
+
 async def _run_once(
     spec: CliSpec,
     prompt: str,
@@ -198,20 +221,8 @@ async def _run_once(
     payload = spec.stdin_payload(prompt)
     timeouts = ProgressiveTimeoutManager(config)
     timeouts.start()
-    try:
-        # Popen runs in a worker thread and cannot be interrupted; whatever it starts is
-        # owned by the try/finally below before the next checkpoint.
-        proc = await trio.lowlevel.open_process(
-            argv,
-            stdin=subprocess.PIPE if payload is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=spec.build_env(),
-            cwd=spec.cwd,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise spawn_error(spec, argv, exc) from exc
+    # Whatever spawn_cli starts is owned by the try/finally below before the next checkpoint.
+    proc = await spawn_cli(spec, argv, stdin_pipe=payload is not None)
     record = DeferredRecord(proc.pid)
     try:
         if on_spawn is not None:

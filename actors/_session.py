@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 from collections.abc import Callable
 
 import attrs
@@ -32,7 +31,7 @@ from ._process import (
     CallOutcome,
     TailBuffer,
     outcome_from_events,
-    spawn_error,
+    spawn_cli,
     stop_process_tree,
 )
 from ._registry import forget_group, record_group
@@ -88,18 +87,7 @@ async def run_warm_process(
     it again) and this raises `WarmProcessDied`, so the supervisor restarts the actor
     (with backoff, under its restart intensity). Returns normally when the inbox closes.
     """
-    try:
-        proc = await trio.lowlevel.open_process(
-            list(launch.argv),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=spec.build_env(),
-            cwd=spec.cwd,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise spawn_error(spec, list(launch.argv), exc) from exc
+    proc = await spawn_cli(spec, launch.argv, stdin_pipe=True)
     record = record_group(proc.pid)
     try:
         if on_spawn is not None:
