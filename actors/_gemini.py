@@ -20,8 +20,10 @@ How it is run (verified with gemini 0.61.0)
     nothing in a prompt can become an option, and there is no 128 KiB argument limit.
     (``--prompt=VALUE`` is safe too, but puts the prompt in the process list.) Limits
     of the CLI: stdin beyond 8 MiB is silently truncated, and an empty prompt is refused
-    ("No input provided via stdin", exit 42 → PERMANENT). ``--resume`` takes a session
-    id from an earlier result (or ``latest``, or an index).
+    ("No input provided via stdin", exit 42 → PERMANENT). Under CPU starvation gemini can
+    also miss a prompt that is already in the pipe, since it waits only 500 ms for stdin to
+    turn readable; the same message after a non-empty write is then RETRYABLE.
+    ``--resume`` takes a session id from an earlier result (or ``latest``, or an index).
 
 Its own retries
     On 429, 5xx and connection errors gemini retries with backoff for minutes (up to 10
@@ -172,6 +174,16 @@ _ERROR_TYPE_CATEGORY = {
     "FatalToolExecutionError": ErrorCategory.PERMANENT,
     "FatalUntrustedWorkspaceError": ErrorCategory.PERMANENT,
 }
+
+_NO_INPUT = "No input provided via stdin"
+# gemini waits only 500 ms for piped stdin to turn readable (readStdin's
+# pipedInputShouldBeAvailableInMs); a starved event loop misses the window even though
+# the prompt is already in the pipe.
+_LOST_PROMPT = (
+    "gemini reported no input although the prompt was written to its stdin: it gives"
+    " stdin only 500 ms to become readable, which a loaded machine can miss; a retry"
+    " usually succeeds"
+)
 
 _ATTEMPT = re.compile(r"^\s*Attempt (\d+) failed(?: with status (\d{3}))?\b(.*)$", re.I)
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -450,6 +462,8 @@ class GeminiClassifier:
                 )
             return None
         code = exit.exit_code
+        if code == 42 and exit.stdin_bytes and _NO_INPUT in exit.stderr_tail:
+            return with_category(error, ErrorCategory.RETRYABLE, message=_LOST_PROMPT)
         if code in _EXIT_CATEGORY:
             meaning = _EXIT_MEANING[code]
             hint = TRUST_HINT if code == 55 else AUTH_HINT if code == 41 else ""

@@ -277,6 +277,7 @@ async def _supervise(
             stderr_tail=stderr.text(),
             events=events,
             secrets=spec.secrets(),
+            stdin_bytes=None if payload is None else len(payload),
         )
     )
     if error is not None:
@@ -359,10 +360,9 @@ async def _pump_stdout(run: _Run, stream: trio.abc.ReceiveStream, scope: trio.Ca
             if chunk is None:
                 if run.reads.exited:
                     break  # A grandchild holds the pipe: the CLI's exit ends the call.
-                silence = run.timeouts.config.chunk_receive
                 run.fail(
                     LLMError(
-                        f"{spec.name} sent no output for chunk_receive={silence:g}s",
+                        run.timeouts.silence_message(spec.name),
                         ErrorCategory.TIMEOUT,
                         cli=spec.name,
                     ),

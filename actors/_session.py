@@ -156,7 +156,7 @@ async def _one_turn(
                 item = await events.receive()
             if silence.cancelled_caught:
                 failure = LLMError(
-                    f"{spec.name} sent no output for chunk_receive={config.chunk_receive:g}s",
+                    timeouts.silence_message(spec.name),
                     ErrorCategory.TIMEOUT,
                     stderr=stderr.text(),
                     cli=spec.name,

@@ -49,6 +49,9 @@ class ProcessExit:
     stderr_tail: str
     events: tuple[Event, ...]
     secrets: tuple[str, ...] = ()
+    # Bytes of prompt the actor wrote to stdin (None: stdin was not a pipe): a CLI that
+    # says it got no input after a non-empty write lost the prompt, it was not sent none.
+    stdin_bytes: int | None = None
 
 
 class Classifier(Protocol):

@@ -17,9 +17,18 @@ from ._validators import positive_or_none as _positive_or_none
 class TimeoutConfig:
     """Per-attempt time limits, each enforced by a trio cancel scope.
 
+    The phases of an attempt each get their own limit: starting up (spawn to the first
+    output), streaming (silence between outputs), the whole attempt, and stopping.
+
     Attributes:
         total_execution: deadline for one whole attempt, spawn to exit (None: no limit).
-        chunk_receive: longest silence allowed on stdout while the CLI runs (None: no limit).
+        chunk_receive: longest silence allowed on stdout once the CLI has printed something
+            (None: no limit).
+        first_output: longest wait for the CLI's first output, spawn (or, on a warm
+            process, the turn's prompt) to first byte (None: no limit; default: the same
+            as ``chunk_receive``). A cold node CLI on a loaded machine can take several
+            seconds to print anything, far longer than a healthy gap mid-stream, so a
+            tight ``chunk_receive`` wants a looser ``first_output``.
         graceful_shutdown: budget for the stop sequence before SIGKILL: stdin close, then
             SIGTERM to the process group, then SIGKILL.
     """
@@ -27,6 +36,10 @@ class TimeoutConfig:
     total_execution: float | None = attrs.field(default=300.0, validator=_positive_or_none)
     chunk_receive: float | None = attrs.field(default=120.0, validator=_positive_or_none)
     graceful_shutdown: float = attrs.field(default=5.0, validator=at_least(0))
+    first_output: float | None = attrs.field(
+        default=attrs.Factory(lambda self: self.chunk_receive, takes_self=True),
+        validator=_positive_or_none,
+    )
 
 
 def default_clock() -> float:
@@ -50,14 +63,32 @@ class ProgressiveTimeoutManager:
         self._clock = clock
         self._started: float | None = None
         self._last_activity: float | None = None
+        self._seen_output = False
 
     def start(self) -> None:
         """Start the clock for an attempt."""
         self._started = self._last_activity = self._clock()
+        self._seen_output = False
 
     def activity(self) -> None:
         """Record that output arrived (resets the inactivity deadline)."""
         self._last_activity = self._clock()
+        self._seen_output = True
+
+    @property
+    def silence_limit(self) -> tuple[str, float | None]:
+        """The inactivity limit now in force, by name: ``first_output`` until the first
+        output arrives, ``chunk_receive`` after."""
+        if self._seen_output:
+            return "chunk_receive", self.config.chunk_receive
+        return "first_output", self.config.first_output
+
+    def silence_message(self, cli: str) -> str:
+        """What to say when the inactivity deadline passes, naming the limit."""
+        name, seconds = self.silence_limit
+        if name == "first_output":
+            return f"{cli} printed nothing within first_output={seconds:g}s"
+        return f"{cli} sent no output for chunk_receive={seconds:g}s"
 
     @property
     def started(self) -> bool:
@@ -73,9 +104,10 @@ class ProgressiveTimeoutManager:
     @property
     def chunk_deadline(self) -> float:
         """Absolute time by which the next output must arrive (``inf`` without a limit)."""
-        if self._last_activity is None or self.config.chunk_receive is None:
+        _, limit = self.silence_limit
+        if self._last_activity is None or limit is None:
             return math.inf
-        return self._last_activity + self.config.chunk_receive
+        return self._last_activity + limit
 
     def next_deadline(self) -> float:
         """The earlier of the two deadlines."""

@@ -92,6 +92,12 @@ def add_cli_options(parser: argparse.ArgumentParser, *, concurrency: int = 8) ->
     policy.add_argument("--timeout", dest="total_timeout", type=float, help=argparse.SUPPRESS)
     policy.add_argument("--chunk-timeout", type=float, default=120.0, help="max silence, s")
     policy.add_argument(
+        "--first-output-timeout",
+        type=float,
+        default=None,
+        help="max wait for the first output, s (default: --chunk-timeout)",
+    )
+    policy.add_argument(
         "--failure-threshold",
         type=int,
         default=None,
@@ -108,8 +114,11 @@ def policies_from_args(args: argparse.Namespace) -> Policies:
             initial_delay_ms=args.initial_delay_ms,
             max_delay_ms=args.max_delay_ms,
         )
+        first_output = args.first_output_timeout
         timeouts = TimeoutConfig(
-            total_execution=args.total_timeout, chunk_receive=args.chunk_timeout
+            total_execution=args.total_timeout,
+            chunk_receive=args.chunk_timeout,
+            first_output=args.chunk_timeout if first_output is None else first_output,
         )
         if args.failure_threshold is not None:
             CircuitBreaker(failure_threshold=args.failure_threshold)

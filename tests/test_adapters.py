@@ -822,6 +822,24 @@ def test_gemini_fatal_exit_codes(
     assert error.stderr == stderr
 
 
+@pytest.mark.parametrize(
+    ("stdin_bytes", "category"),
+    [(0, ErrorCategory.PERMANENT), (None, ErrorCategory.PERMANENT), (12, ErrorCategory.RETRYABLE)],
+)
+def test_gemini_no_input_after_a_written_prompt_is_a_lost_prompt_worth_retrying(
+    stdin_bytes: int | None, category: ErrorCategory
+) -> None:
+    stderr = "No input provided via stdin. Input can be provided by piping data into gemini\n"
+    exit = ProcessExit(
+        cli="gemini", exit_code=42, stderr_tail=stderr, events=(), stdin_bytes=stdin_bytes
+    )
+    error = _fails(GeminiClassifier(), exit)
+    assert error.category is category
+    if category is ErrorCategory.RETRYABLE:
+        assert "500 ms" in error.message  # says why a prompt that was sent went missing
+        assert error.stderr == stderr
+
+
 def test_gemini_tools_and_warnings() -> None:
     lines = [
         _line(

@@ -162,10 +162,22 @@ def test_timeout_exit_code_comes_quickly() -> None:
     assert elapsed < 10
 
 
+def test_first_output_timeout_flag_names_the_startup_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    plan = '{"latency_s": 30}'
+    argv = ["ask", "--first-output-timeout", "0.5", "--max-attempts", "1", "--plan", plan, "x"]
+    assert main(argv) == EXIT_CODES[ErrorCategory.TIMEOUT]
+    line = _error_line(capsys.readouterr().err)
+    assert line.startswith("llmsup: error [timeout]")
+    assert "first_output=0.5s" in line
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["ask", "--timeout", "-1", "x"],
+        ["ask", "--first-output-timeout", "0", "x"],
         ["ask", "--max-attempts", "0", "x"],
         ["ask", "--cli", "", "x"],
         ["ask", "--cli", "'unbalanced", "x"],

@@ -469,6 +469,40 @@ def test_timeouts_can_be_unlimited() -> None:
     assert only_chunk.check_chunk_timeout() == pytest.approx(-1.0)
 
 
+def test_first_output_gets_its_own_limit_then_chunk_receive_applies() -> None:
+    clock = FakeClock()
+    config = TimeoutConfig(total_execution=60.0, chunk_receive=2.0, first_output=10.0)
+    manager = ProgressiveTimeoutManager(config, clock=clock)
+    manager.start()
+    clock.now += 9.0  # a slow start: longer than chunk_receive, within first_output
+    assert manager.check_chunk_timeout() == pytest.approx(1.0)
+    assert manager.silence_limit == ("first_output", 10.0)
+    manager.activity()  # the first output: from now on gaps are held to chunk_receive
+    assert manager.silence_limit == ("chunk_receive", 2.0)
+    clock.now += 2.5
+    assert manager.check_chunk_timeout() == pytest.approx(-0.5)
+    assert manager.silence_message("gemini") == "gemini sent no output for chunk_receive=2s"
+    manager.start()  # a new attempt starts in the startup phase again
+    assert manager.silence_message("gemini") == "gemini printed nothing within first_output=10s"
+
+
+def test_first_output_defaults_to_chunk_receive_and_can_be_unlimited() -> None:
+    assert TimeoutConfig(chunk_receive=7.0).first_output == 7.0
+    assert TimeoutConfig(chunk_receive=None).first_output is None
+    clock = FakeClock()
+    manager = ProgressiveTimeoutManager(
+        TimeoutConfig(total_execution=None, chunk_receive=1.0, first_output=None), clock=clock
+    )
+    manager.start()
+    clock.now += 1e6  # no limit on the first output
+    assert manager.check_chunk_timeout() == float("inf")
+    manager.activity()
+    clock.now += 1.5
+    assert manager.check_chunk_timeout() == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match=r"TimeoutConfig\.first_output must be > 0"):
+        TimeoutConfig(first_output=0)
+
+
 def test_before_start_nothing_expires() -> None:
     manager = ProgressiveTimeoutManager(TimeoutConfig(), clock=FakeClock())
     assert manager.elapsed() == 0.0

@@ -74,19 +74,38 @@ async def test_cancel_stops_a_sigterm_ignoring_cli_and_its_sigterm_ignoring_gran
         assert elapsed < grace + STOP_SLACK_S
 
 
-async def test_total_timeout_is_a_timeout_error_and_the_tree_is_gone() -> None:
+@pytest.mark.parametrize(
+    ("plan", "timeouts", "named"),
+    [
+        pytest.param(
+            STUBBORN_TREE,
+            TimeoutConfig(total_execution=0.5, chunk_receive=None, graceful_shutdown=0.3),
+            "total_execution=0.5s",
+            id="total_execution",
+        ),
+        pytest.param(
+            {"latency_s": 60},  # silent from the start: not chunk_receive's 10 s
+            TimeoutConfig(
+                total_execution=30, chunk_receive=10, first_output=0.5, graceful_shutdown=0.3
+            ),
+            "first_output=0.5s",
+            id="first_output",
+        ),
+    ],
+)
+async def test_a_timeout_is_named_comes_on_time_and_leaves_no_tree(
+    plan: dict[str, object], timeouts: TimeoutConfig, named: str
+) -> None:
     token = marker()
-    grace = 0.3
-    timeouts = TimeoutConfig(total_execution=0.5, chunk_receive=None, graceful_shutdown=grace)
-    async with open_supervisor(fake(STUBBORN_TREE), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
+    async with open_supervisor(fake(plan), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
         start = trio.current_time()
         with pytest.raises(LLMError) as info:
             await sup.ask(token)
         elapsed = trio.current_time() - start
     assert info.value.category is ErrorCategory.TIMEOUT
-    assert "total_execution=0.5s" in info.value.message
+    assert named in info.value.message
     assert live_processes_with(token) == []
-    assert elapsed < 0.5 + grace + STOP_SLACK_S
+    assert elapsed < 0.5 + timeouts.graceful_shutdown + STOP_SLACK_S
 
 
 async def test_silence_on_stdout_is_a_chunk_timeout() -> None:
@@ -99,6 +118,16 @@ async def test_silence_on_stdout_is_a_chunk_timeout() -> None:
     assert info.value.category is ErrorCategory.TIMEOUT
     assert "chunk_receive=0.4s" in info.value.message
     assert live_processes_with(token) == []
+
+
+async def test_a_slow_start_is_held_to_first_output_not_chunk_receive() -> None:
+    # Silent for 1 s before the first byte, then gaps of 0.1 s: chunk_receive=0.4 alone
+    # would have killed it; first_output=5 lets it start.
+    timeouts = TimeoutConfig(total_execution=30, chunk_receive=0.4, first_output=5)
+    plan = {"latency_s": 1.0, "chunks": 3, "chunk_gap_s": 0.1, "text": "abc"}
+    async with open_supervisor(fake(plan), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
+        result = await sup.ask("slow start")
+    assert result.text == "abc"
 
 
 async def test_steady_output_is_not_a_chunk_timeout() -> None:

@@ -75,40 +75,55 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
     token = marker()
     outcomes: dict[str, Any] = {}
     async with open_emulator(RULES) as emulator:
-        env = cli_environment(name, emulator.base_url, tmp_path / "home", inherit=os.environ)
-        env[MARKER_ENV] = token
-        spec = _spec(name, env, cwd=str(tmp_path))
+
+        def own_spec(label: str) -> actors.CliSpec:
+            # A home and folder per scenario. gemini processes sharing a home queue on the
+            # lock of ~/.gemini/projects.json, whose retries back off exponentially (one
+            # start took 17 s), and concurrent runs sharing home and folder clobber each
+            # other's stored sessions (see the README's gemini section).
+            own = tmp_path / label
+            own.mkdir()
+            own_env = cli_environment(name, emulator.base_url, own / "home", inherit=os.environ)
+            own_env[MARKER_ENV] = token
+            return _spec(name, own_env, cwd=str(own))
+
+        spec = own_spec("main")
         async with open_supervisor(
             spec,
             retry=RetryConfig(max_attempts=1),
-            timeouts=TimeoutConfig(total_execution=60, chunk_receive=8, graceful_shutdown=2),
+            # A tight chunk_receive keeps the stall case short; six node CLIs starting at
+            # once on two cores can take far longer than that to print their first line.
+            timeouts=TimeoutConfig(
+                total_execution=60, chunk_receive=8, first_output=45, graceful_shutdown=2
+            ),
             concurrency=6,
         ) as sup:
 
             async def run(label: str, prompt: str) -> None:
                 start = trio.current_time()
                 try:
-                    outcomes[label] = await sup.ask(prompt)
+                    if label == "ok":  # the supervisor's own CLI, through the public ask()
+                        outcomes[label] = await sup.ask(prompt)
+                    else:
+                        outcomes[label] = await sup.run_call(prompt, _ignore, spec=own_spec(label))
                 except LLMError as error:
                     outcomes[label] = error
                 outcomes[label + " seconds"] = trio.current_time() - start
 
             async def streamed() -> None:
                 deltas: list[str] = []
-                async with sup.stream("please stream the answer") as events:
-                    async for event in events:
-                        if isinstance(event, actors.TextDelta):
-                            deltas.append(event.text)
-                outcomes["stream"] = (deltas, events.result)
+                try:
+                    async with sup.stream("please stream the answer") as events:
+                        async for event in events:
+                            if isinstance(event, actors.TextDelta):
+                                deltas.append(event.text)
+                except LLMError as error:
+                    outcomes["stream"] = error
+                else:
+                    outcomes["stream"] = (deltas, events.result)
 
             async def resumed() -> None:
-                # Its own home and folder: concurrent gemini runs sharing one can clobber
-                # each other's stored sessions (see the README's gemini section).
-                own = tmp_path / "resume"
-                own.mkdir()
-                own_env = cli_environment(name, emulator.base_url, own / "home", inherit=os.environ)
-                own_env[MARKER_ENV] = token
-                session_spec = _spec(name, own_env, cwd=str(own))
+                session_spec = own_spec("resume")
                 first = await sup.run_call(
                     "remember the word pineapple", _ignore, spec=session_spec
                 )
@@ -131,12 +146,15 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
                 nursery.start_soon(resumed)
         requests = list(emulator.requests)
 
+    # Every outcome in the message: one failure often explains another.
+    seen = "\n".join(f"  {label}: {value!r}" for label, value in outcomes.items())
     ok = outcomes["ok"]
-    assert isinstance(ok, Result), ok
+    assert isinstance(ok, Result), f"{name} outcomes:\n{seen}"
     assert ok.text.strip() == "echo: say hello"
     assert ok.session_id
     assert ok.usage is not None and ok.usage.output_tokens > 0
 
+    assert isinstance(outcomes["stream"], tuple), f"{name} outcomes:\n{seen}"
     deltas, streamed_result = outcomes["stream"]
     # codex exec --json has no token stream: one delta per complete agent message.
     assert len(deltas) >= (1 if name == "codex" else 2), f"{name} deltas: {deltas}"
@@ -166,3 +184,21 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
 
 async def _ignore(_event: object) -> None:
     return None
+
+
+@pytest.mark.skipif(not _installed("gemini"), reason=SKIP_REASON)
+async def test_gemini_empty_prompt_is_bad_input_not_retried(tmp_path: Path) -> None:
+    # gemini says "No input provided via stdin" both for an empty prompt and for a prompt
+    # it lost to its 500 ms stdin window; only the latter (bytes were written) is retried.
+    async with open_emulator([]) as emulator:
+        env = cli_environment("gemini", emulator.base_url, tmp_path / "home", inherit=os.environ)
+        spec = _spec("gemini", env, cwd=str(tmp_path))
+        async with open_supervisor(spec, retry=RetryConfig(max_attempts=3)) as sup:
+            with pytest.raises(LLMError) as info:
+                await sup.ask("")
+            stats = sup.statistics()
+        requests = list(emulator.requests)
+    assert info.value.category is ErrorCategory.PERMANENT
+    assert "bad input" in info.value.message
+    assert (stats.processes_spawned, stats.retries) == (1, 0)
+    assert requests == []

@@ -23,7 +23,7 @@ from .helpers import MARKER_ENV, live_processes_with_env, marker
 from .test_real_clis import FACTORIES, SKIP_REASON, CliName, _installed, _spec
 
 RETRY = RetryConfig(max_attempts=3, initial_delay_ms=50, max_delay_ms=200)
-TIMEOUTS = TimeoutConfig(total_execution=60, chunk_receive=20, graceful_shutdown=2)
+TIMEOUTS = TimeoutConfig(total_execution=60, chunk_receive=20, first_output=45, graceful_shutdown=2)
 
 
 def _carried(requests: Sequence[object], prompt: str) -> str:
