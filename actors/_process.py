@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
+from ._channels import send_soon
 from ._discovery import cli_search_description
 from ._errors import ErrorCategory, LLMError
 from ._events import (
@@ -52,6 +53,8 @@ EXIT_DRAIN_S = 0.5
 LEFTOVER_GRACE_S = 1.0
 # Bound on waiting for the kernel to reap after SIGKILL (a D-state process may never go).
 KILL_REAP_S = 2.0
+# Reads served straight from a ready pipe before one that waits (and so yields).
+FAST_READS_IN_A_ROW = 8
 
 
 @attrs.frozen
@@ -97,17 +100,38 @@ class TailBuffer:
 
 
 class _Reads:
-    """Per-read cancel scopes, so the process's exit can shorten reads already waiting."""
+    """Per-read cancel scopes, so the process's exit can shorten reads already waiting.
+
+    A read first tries the pipe without waiting: output that is already there (the
+    usual case for a short call, whose output and EOF arrive before we look) then costs
+    no cancel scope and no trip through the scheduler. After `FAST_READS_IN_A_ROW` such
+    reads one real wait follows, so a flooding CLI cannot starve other tasks.
+    """
 
     def __init__(self) -> None:
         self._scopes: set[trio.CancelScope] = set()
         self.exited = False
+        self._fast_left = FAST_READS_IN_A_ROW
 
     def _bound(self, deadline: float) -> float:
         return min(deadline, trio.current_time() + EXIT_DRAIN_S) if self.exited else deadline
 
+    def _read_ready(self, stream: trio.abc.ReceiveStream) -> bytes | None:
+        if self._fast_left <= 0 or not isinstance(stream, trio.lowlevel.FdStream):
+            self._fast_left = FAST_READS_IN_A_ROW
+            return None
+        try:
+            data = os.read(stream.fileno(), READ_CHUNK)  # the fd is non-blocking
+        except OSError:  # nothing yet (EAGAIN), or a real error the waiting read reports
+            return None
+        self._fast_left -= 1
+        return data
+
     async def receive(self, stream: trio.abc.ReceiveStream, deadline: float) -> bytes | None:
         """A chunk, ``b""`` at EOF, or None if the deadline passed first."""
+        ready = self._read_ready(stream)
+        if ready is not None:
+            return ready
         with trio.CancelScope(deadline=self._bound(deadline)) as scope:
             self._scopes.add(scope)
             try:
@@ -162,7 +186,7 @@ async def run_process_actor(
     else:
         done = ActorDone(outcome=outcome)
     try:
-        await outbox.send(done)
+        await send_soon(outbox, done)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         logger.debug("owner of %s went away before the result", spec.name)
 
@@ -229,8 +253,11 @@ async def _run_once(
             on_spawn(proc.pid)
         return await _supervise(spec, proc, payload, outbox, timeouts, record)
     finally:
-        with trio.CancelScope(shield=True):
-            await stop_process_tree(proc, config.graceful_shutdown, spec.name)
+        if proc.returncode is not None and not live_members(proc.pid):
+            close_pipes(proc)  # the usual end: nothing left to stop, nothing to await
+        else:
+            with trio.CancelScope(shield=True):
+                await stop_process_tree(proc, config.graceful_shutdown, spec.name)
         record.forget()
 
 
@@ -245,18 +272,21 @@ async def _supervise(
     run = _Run(spec=spec, outbox=outbox, timeouts=timeouts)
     stderr = TailBuffer(spec.stderr_tail_bytes)
     exit_code: int | None = None
-    with trio.CancelScope(deadline=timeouts.total_deadline) as total_scope:
-        async with trio.open_nursery() as nursery:
-            run.scope = nursery.cancel_scope
-            assert proc.stdout is not None and proc.stderr is not None
-            nursery.start_soon(_pump_stderr, run, proc.stderr, stderr, record)
-            nursery.start_soon(_pump_stdout, run, proc.stdout, nursery.cancel_scope)
-            if payload is not None:
-                assert proc.stdin is not None
-                nursery.start_soon(_write_stdin, proc.stdin, payload)
-            exit_code = await proc.wait()
-            run.reads.process_exited()
-    if total_scope.cancelled_caught and run.failure is None:
+    # One scope for the readers and the total deadline (a scope per call is measurable).
+    async with trio.open_nursery() as nursery:
+        nursery.cancel_scope.deadline = timeouts.total_deadline
+        run.scope = nursery.cancel_scope
+        assert proc.stdout is not None and proc.stderr is not None
+        nursery.start_soon(_pump_stderr, run, proc.stderr, stderr, record)
+        nursery.start_soon(_pump_stdout, run, proc.stdout, nursery.cancel_scope)
+        if payload is not None:
+            assert proc.stdin is not None
+            nursery.start_soon(_write_stdin, proc.stdin, payload)
+        exit_code = await proc.wait()
+        run.reads.process_exited()
+    out_of_time = trio.current_time() >= timeouts.total_deadline
+    timed_out = nursery.cancel_scope.cancelled_caught and out_of_time and not run.stopped_early
+    if timed_out and run.failure is None:
         run.failure = LLMError(
             f"{spec.name} did not finish within total_execution="
             f"{timeouts.config.total_execution:g}s",
@@ -402,7 +432,7 @@ async def _pump_stdout(run: _Run, stream: trio.abc.ReceiveStream, scope: trio.Ca
 async def _deliver(run: _Run, events: Sequence[Event]) -> None:
     for event in events:
         run.events.append(event)
-        await run.outbox.send(event)
+        await send_soon(run.outbox, event)
         if isinstance(event, ErrorReport) and event.terminal and not run.stopped_early:
             # Waiting is pointless (or the CLI would retry on its own): stop it now; the
             # classifier judges the evidence gathered so far.
@@ -442,9 +472,15 @@ async def stop_process_tree(
     survivors = await sweep_group(pgid, leftover_grace)
     if survivors:
         logger.error("%s: processes %s of group %d survived SIGKILL", name, survivors, pgid)
+    close_pipes(proc)
+
+
+def close_pipes(proc: trio.Process) -> None:
+    """Close our ends of the CLI's pipes at once (``aclose`` would add a yield per pipe)."""
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
-            await stream.aclose()
+            assert isinstance(stream, trio.lowlevel.FdStream)  # always, on POSIX
+            stream.close()
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Supervisor overhead against a bare trio.run_process loop, side by side in one run.
 
-    python bench/overhead.py [--calls 2000] [--concurrency 16] [--rounds 3]
+    python bench/overhead.py [--calls 2000] [--concurrency 16] [--rounds 5]
 
 Both sides run the same trivial native command (/bin/echo PROMPT) N times at the same
 concurrency: ours through ``sup.map`` (actor per process, framing, classification, retry
@@ -82,6 +82,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     trio.run(main, args.calls, args.concurrency, args.rounds)

@@ -18,6 +18,7 @@ import attrs
 import trio
 from pydantic import BaseModel
 
+from actors._channels import send_soon
 from actors._errors import ErrorCategory, LLMError
 
 from ._result import Result
@@ -108,7 +109,7 @@ async def _pump(
                 outcome = error
             # The reader may have left early; then the outcome has nowhere to go.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await send.send(Completed(index, prompt, outcome))
+                await send_soon(send, Completed(index, prompt, outcome))
         finally:
             slots.release()
 

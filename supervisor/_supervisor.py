@@ -24,6 +24,7 @@ import attrs
 import trio
 from pydantic import BaseModel
 
+from actors._channels import receive_soon
 from actors._errors import ErrorCategory, LLMError, RestartIntensityExceeded
 from actors._events import Event, TextDelta
 from actors._groups import unwrap_group
@@ -70,6 +71,8 @@ class TaskHandle:
 
     async def cancel_and_wait(self) -> None:
         """Cancel the task and wait until its (shielded, bounded) cleanup is done."""
+        if self.finished.is_set():
+            return  # the common case: the task ended before its owner came back
         with trio.CancelScope(shield=True):
             self.scope.cancel()
             await self.finished.wait()
@@ -269,8 +272,12 @@ class Supervisor:
         """
         if self._closed:
             raise LLMError("the supervisor is closed", ErrorCategory.PERMANENT, cli=self.cli.name)
+        # The handle is made here and the task started with start_soon, not start(): one
+        # task hand-off less per call. A handle cancelled before its task runs still works:
+        # ``fn`` then starts inside a cancelled scope and its cleanup runs as usual.
+        handle = TaskHandle(trio.CancelScope(), trio.Event())
         try:
-            handle: TaskHandle = await self._nursery.start(self._hosted, fn, *args)
+            self._nursery.start_soon(self._hosted, handle, fn, *args)
         except RuntimeError as exc:  # the nursery no longer accepts tasks
             raise LLMError(
                 "the supervisor is shutting down", ErrorCategory.PERMANENT, cli=self.cli.name
@@ -278,15 +285,10 @@ class Supervisor:
         return handle
 
     async def _hosted(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        *args: Any,
-        task_status: trio.TaskStatus[TaskHandle] = trio.TASK_STATUS_IGNORED,
+        self, handle: TaskHandle, fn: Callable[..., Awaitable[Any]], *args: Any
     ) -> None:
-        finished = trio.Event()
         try:
-            with trio.CancelScope() as scope:
-                task_status.started(TaskHandle(scope, finished))
+            with handle.scope:
                 await fn(*args)
         except RestartIntensityExceeded:
             raise
@@ -295,7 +297,7 @@ class Supervisor:
             # owner notices the closed channel and gets an LLMError.
             logger.exception("internal error in a supervised task", extra={"cli": self.cli.name})
         finally:
-            finished.set()
+            handle.finished.set()
 
     async def run_call(
         self,
@@ -367,10 +369,11 @@ class Supervisor:
             counters.in_flight -= 1
         counters.succeeded += 1
         duration = trio.current_time() - started
-        logger.info(
-            "call succeeded",
-            extra={**log_extra, "attempt": attempts, "category": None, "duration_s": duration},
-        )
+        if logger.isEnabledFor(logging.INFO):  # skip building the record's fields
+            logger.info(
+                "call succeeded",
+                extra={**log_extra, "attempt": attempts, "category": None, "duration_s": duration},
+            )
         return Result(
             text=outcome.text,
             session_id=outcome.session_id,
@@ -435,8 +438,9 @@ class Supervisor:
         return outcome
 
     def _signal_breaker_change(self) -> None:
-        self._breaker_changed.set()
-        self._breaker_changed = trio.Event()
+        if self._breaker_changed.statistics().tasks_waiting:  # else no one to wake
+            self._breaker_changed.set()
+            self._breaker_changed = trio.Event()
 
     async def _run_actor(self, spec: CliSpec, prompt: str, on_event: OnEvent) -> CallOutcome:
         send, receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
@@ -449,8 +453,10 @@ class Supervisor:
     async def _actor_main(
         self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[ActorMessage]
     ) -> None:
-        async with send:
+        try:
             await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self.note_spawn)
+        finally:
+            send.close()  # not `async with`: its checkpoint would delay the handle's finish
 
     def note_spawn(self, pid: int) -> None:
         """Called by actors for every process they start."""
@@ -505,7 +511,11 @@ async def relay_until_done(
 ) -> CallOutcome:
     """Pass an actor's events to ``on_event``; return its outcome or raise its error."""
     async with receive:
-        async for message in receive:
+        while True:
+            try:
+                message = await receive_soon(receive)
+            except trio.EndOfChannel:
+                break
             if isinstance(message, ActorDone):
                 if message.error is not None:
                     raise message.error

@@ -7,6 +7,7 @@ carries the same argv, so "no process with the marker" means the whole tree is g
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -16,7 +17,9 @@ import time
 
 import pytest
 import trio
+import trio.testing
 
+from actors._process import FAST_READS_IN_A_ROW, _Reads
 from supervisor import (
     ErrorCategory,
     LLMError,
@@ -288,3 +291,26 @@ async def test_wait_helper_reports_leftovers() -> None:
         proc.kill()
         await proc.wait()
     assert await wait_until_gone(token, 2) == []
+
+
+async def test_ready_output_is_read_without_yielding_but_a_flood_still_yields() -> None:
+    # Output already in the pipe costs no trip through the scheduler; after
+    # FAST_READS_IN_A_ROW such reads one read waits (and yields), so a CLI that keeps its
+    # pipe full cannot starve the supervisor's other tasks.
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    stream = trio.lowlevel.FdStream(read_fd)
+    reads = _Reads()
+    try:
+        with trio.testing.assert_no_checkpoints():
+            for index in range(FAST_READS_IN_A_ROW):
+                os.write(write_fd, f"line {index}\n".encode())
+                assert await reads.receive(stream, math.inf) == f"line {index}\n".encode()
+        os.write(write_fd, b"one more\n")
+        with trio.testing.assert_checkpoints():
+            assert await reads.receive(stream, math.inf) == b"one more\n"
+        # Nothing in the pipe: the read waits, and the deadline ends it.
+        assert await reads.receive(stream, trio.current_time() + 0.05) is None
+    finally:
+        await stream.aclose()
+        os.close(write_fd)
