@@ -25,11 +25,9 @@ Output
 
 ``--output-schema``
     ``module:Model`` (a pydantic model; the current directory is importable) or the path of
-    a JSON Schema file. A schema file is both shown to the model (in the prompt) and checked
-    with a small validator that knows ``type``, ``enum``, ``const``, ``properties``,
-    ``required``, ``additionalProperties``, ``items``, ``minimum``/``maximum``,
-    ``minLength``/``maxLength`` and ``minItems``/``maxItems``; other keywords (``$ref``,
-    ``anyOf``, ``pattern``, ...) are not checked.
+    a JSON Schema file. A schema file is checked up front (a usage error names what is
+    wrong; a ``$ref`` must stay inside the file), shown to the model in the prompt, and
+    every answer is validated by it in full with the `jsonschema` library.
 
 ``--resume``
     Skips every id already present in the output file, whether it succeeded or failed
@@ -73,4 +71,3 @@ from ._memory import parse_size as parse_size
 from ._progress import _PlainProgress as _PlainProgress
 from ._progress import _RichProgress as _RichProgress
 from ._progress import _Tally as _Tally
-from ._schema import schema_problems as schema_problems

@@ -38,16 +38,11 @@ internal                               500     a bug; details only in the server
 ``output_schema``: the schema is passed to ``Supervisor.ask`` as a pydantic model built for
 the request, so the library's structured-output path applies unchanged (schema instructions in
 the prompt, the CLI's native schema option where it has one, re-asks, MALFORMED_OUTPUT after
-them). The answer is checked by a small JSON-Schema validator (no third-party validator is
-needed) that supports ``type``, ``enum``, ``const``, ``properties``, ``required``,
-``additionalProperties``, ``items`` (one schema), ``min/maxItems``, ``uniqueItems``,
-``min/maxLength``, ``minimum``, ``maximum``, ``exclusiveMinimum/Maximum`` (numbers),
-``multipleOf``, ``min/maxProperties``, ``anyOf``, ``allOf``, ``oneOf``, ``not`` and local
-``$ref`` into ``$defs``/``definitions`` (what pydantic's ``model_json_schema`` emits);
-annotations (``title``, ``description``, ``format``, ...) are ignored. Any other keyword
-(``pattern``, ``prefixItems``, ``if``, ...) is refused with 422 rather than silently not
-checked. On ``/stream`` the schema instructions go into the prompt and the final text is
-checked once (a stream cannot be re-asked).
+them). The schema is checked up front with the `jsonschema` library against its draft's
+metaschema (``$schema``, default 2020-12); one that is not valid JSON Schema, or whose
+``$ref`` points outside it, is refused with 422. Nothing is ever fetched. Answers are then
+validated by it in full. On ``/stream`` the schema instructions go into the prompt and the
+final text is checked once (a stream cannot be re-asked).
 
 Shutdown (`serve`): the first SIGTERM/SIGINT starts draining: new calls are refused with 503
 (``Connection: close``), ``/health`` turns 503, and calls in flight get up to ``grace_s`` to
@@ -60,6 +55,7 @@ and `serve` returns 1. Hypercorn keeps accepting connections while draining, so 
 client gets a clean 503 rather than a connection stuck in the listen backlog.
 """
 
+from .._json_schema import SchemaError, check_schema, validate_json
 from ._app import MAX_BODY_BYTES, create_app
 from ._errors import DEFAULT_RETRY_AFTER_S as DEFAULT_RETRY_AFTER_S
 from ._metrics import OUTCOMES as OUTCOMES
@@ -71,7 +67,6 @@ from ._models import (
     ErrorDetail,
     HealthResponse,
 )
-from ._schema import SchemaError, check_schema, validate_json
 from ._server import TOKEN_ENV, serve
 from ._sse import SSE_PING_S as SSE_PING_S
 

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import trio
-from pydantic import RootModel
+from pydantic import BaseModel, RootModel
 from starlette.types import Receive
 
 from actors._spec import CliSpec
 
 from .._json import schema_instructions
+from .._json_schema import SchemaError, schema_model
 from .._result import Result
 from ._errors import _ClientError
 from ._models import AskRequest, AskResponse
-from ._schema import SchemaError, _model_for, _SchemaAnswer, check_schema
 
 T = TypeVar("T")
 
 
-def _answer_model(schema: dict[str, Any]) -> type[_SchemaAnswer]:
+def _answer_model(schema: dict[str, Any]) -> type[BaseModel]:
     try:
-        check_schema(schema)
+        return schema_model(schema, "OutputSchema")
     except SchemaError as exc:
         raise _ClientError(422, "invalid_request", f"output_schema: {exc}") from None
-    return _model_for(json.dumps(schema, sort_keys=True, separators=(",", ":")))
 
 
 def _result_response(result: Result, data: Any = None) -> AskResponse:
@@ -46,7 +44,7 @@ def _result_response(result: Result, data: Any = None) -> AskResponse:
     )
 
 
-def _prepare(body: AskRequest, spec: CliSpec) -> tuple[str, type[_SchemaAnswer] | None]:
+def _prepare(body: AskRequest, spec: CliSpec) -> tuple[str, type[BaseModel] | None]:
     """Refuse (422) what no CLI could be given, before anything is started."""
     model = _answer_model(body.output_schema) if body.output_schema is not None else None
     full = body.prompt + schema_instructions(model) if model is not None else body.prompt

@@ -28,7 +28,6 @@ from ._errors import (
     _unavailable,
 )
 from ._metrics import _Metrics, _Tracked
-from ._schema import _SchemaAnswer
 from ._state import _ABORTED, _ServeState
 
 SSE_PING_S = 15.0
@@ -55,7 +54,7 @@ class _EventStream(Response):
         state: _ServeState,
         metrics: _Metrics,
         prompt: str,
-        model: type[_SchemaAnswer] | None,
+        model: type[BaseModel] | None,
     ) -> None:
         super().__init__(status_code=200)
         self._state = state
