@@ -167,7 +167,9 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
 
     auth = outcomes["auth"]
     assert isinstance(auth, LLMError) and auth.category is ErrorCategory.AUTH_FAILURE, auth
-    assert outcomes["auth seconds"] < 10
+    # Seconds, not the minutes of a CLI's own retry loop; the bound includes a node CLI's
+    # start, which takes several seconds when six start at once on two cores.
+    assert outcomes["auth seconds"] < 20
 
     stall = outcomes["stall"]
     assert isinstance(stall, LLMError) and stall.category is ErrorCategory.TIMEOUT, stall
