@@ -20,6 +20,8 @@ from ._breaker import BreakerStatistics as BreakerStatistics
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitState as CircuitState
 from ._breaker import Permit as Permit
+from ._budget import RetryBudget as RetryBudget
+from ._budget import RetryBudgetTracker as RetryBudgetTracker
 from ._chat import Conversation as Conversation
 from ._conversation import ConversationHistory as ConversationHistory
 from ._conversation import ConversationManager as ConversationManager

@@ -20,6 +20,8 @@ from actors._validators import at_least as _at_least
 from actors._validators import category_set as _check_retry_on
 from actors._validators import finite as _finite
 
+from ._budget import RetryBudget
+
 DEFAULT_RETRY_ON: frozenset[ErrorCategory] = RETRYABLE_CATEGORIES
 """Transient failures. CIRCUIT_OPEN is left out: an open breaker fails fast (see
 open_supervisor's ``breaker_wait`` for waiting on it instead of burning attempts)."""
@@ -39,6 +41,8 @@ class RetryConfig:
             longer hints are cut to this.
         retry_on: the error categories worth another attempt. Permanent errors (auth,
             bad input, malformed output) are never in the default set.
+        budget: a `RetryBudget` shared by all calls of the supervisor, so a failing fan-out
+            retries a share of its calls instead of all of them (None: no budget).
     """
 
     max_attempts: int = attrs.field(default=3, validator=_at_least(1))
@@ -49,6 +53,9 @@ class RetryConfig:
     max_retry_after_s: float = attrs.field(default=300.0, validator=[_at_least(0), _finite])
     retry_on: frozenset[ErrorCategory] = attrs.field(
         default=DEFAULT_RETRY_ON, validator=_check_retry_on
+    )
+    budget: RetryBudget | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(RetryBudget))
     )
 
     @max_delay_ms.validator

@@ -28,6 +28,7 @@ from actors._validators import errors_in_one_line
 
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker
+from ._budget import RetryBudget
 
 KNOWN_CLIS = ("claude", "codex", "gemini", "fake")
 
@@ -88,6 +89,13 @@ def add_cli_options(parser: argparse.ArgumentParser, *, concurrency: int = 8) ->
     policy.add_argument("--max-attempts", type=int, default=3)
     policy.add_argument("--initial-delay-ms", type=float, default=100.0)
     policy.add_argument("--max-delay-ms", type=float, default=30_000.0)
+    policy.add_argument(
+        "--retry-budget",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="retry at most this share of recent calls, plus 1/s (default: no budget)",
+    )
     policy.add_argument("--total-timeout", type=float, default=300.0, help="seconds per attempt")
     policy.add_argument("--timeout", dest="total_timeout", type=float, help=argparse.SUPPRESS)
     policy.add_argument("--chunk-timeout", type=float, default=120.0, help="max silence, s")
@@ -113,6 +121,7 @@ def policies_from_args(args: argparse.Namespace) -> Policies:
             max_attempts=args.max_attempts,
             initial_delay_ms=args.initial_delay_ms,
             max_delay_ms=args.max_delay_ms,
+            budget=None if args.retry_budget is None else RetryBudget(ratio=args.retry_budget),
         )
         first_output = args.first_output_timeout
         timeouts = TimeoutConfig(

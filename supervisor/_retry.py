@@ -16,6 +16,7 @@ import trio
 from actors._errors import LLMError
 
 from ._backoff import RetryConfig, retry_delay, should_retry
+from ._budget import RetryBudgetTracker
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -40,10 +41,13 @@ class RetryHandler:
         *,
         rng: random.Random | None = None,
         on_retry: RetryListener | None = None,
+        budget: RetryBudgetTracker | None = None,
     ) -> None:
         self.config = config or RetryConfig()
         self._rng = rng or random.Random()
         self._on_retry = on_retry
+        # Shared by every call of a supervisor; the caller counts each call's start.
+        self._budget = budget
 
     async def async_call_with_retry(
         self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
@@ -76,6 +80,12 @@ class RetryHandler:
                 if not should_retry(self.config, error, attempt):
                     raise
                 if may_retry is not None and not may_retry(error):
+                    raise
+                if self._budget is not None and not self._budget.try_retry():
+                    error.message += (
+                        f" [not retried: the retry budget ({self._budget.budget.describe()})"
+                        " is spent]"
+                    )
                     raise
                 delay = retry_delay(self.config, error, attempt - 1, self._rng)
                 if self._on_retry is not None:

@@ -33,6 +33,7 @@ class SupervisorStatistics:
     session_restarts: int
     breaker_state: CircuitState | None
     breaker_opened: int
+    retries_refused: int = 0  # retries the retry budget did not allow
 
 
 @attrs.define

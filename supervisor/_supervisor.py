@@ -35,6 +35,7 @@ from actors._timeouts import TimeoutConfig
 
 from ._backoff import RetryConfig
 from ._breaker import CircuitBreaker, Permit
+from ._budget import RetryBudgetTracker
 from ._children import ChildSpec, RestartHooks, supervise_child
 from ._conversation import ConversationManager
 from ._fanout import MapStream, Prompts, map_in_order, map_stream
@@ -112,6 +113,9 @@ class Supervisor:
         self._spawn_listeners: list[Callable[[int], None]] = []
         self._rng = rng or random.Random()
         self._restarts = RestartTracker(restart_intensity, clock=trio.current_time)
+        self.retry_budget = (
+            RetryBudgetTracker(retry.budget, clock=trio.current_time) if retry.budget else None
+        )
         self._closed = False
 
     # ----------------------------------------------------------------- public calls
@@ -223,6 +227,7 @@ class Supervisor:
             session_restarts=c.session_restarts,
             breaker_state=self.breaker.state if self.breaker else None,
             breaker_opened=self.breaker.opened_count if self.breaker else 0,
+            retries_refused=self.retry_budget.refused if self.retry_budget else 0,
         )
 
     # ------------------------------------------------------------ long-lived children
@@ -344,7 +349,11 @@ class Supervisor:
             assert runner is not None
             return await self._attempt(runner, on_event, use_limiter)
 
-        handler = RetryHandler(self.retry_config, rng=self._rng, on_retry=on_retry)
+        if self.retry_budget is not None:
+            self.retry_budget.call_started()
+        handler = RetryHandler(
+            self.retry_config, rng=self._rng, on_retry=on_retry, budget=self.retry_budget
+        )
         try:
             outcome, attempts = await _counting(handler, attempt, may_retry)
         except LLMError as error:

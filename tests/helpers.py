@@ -106,3 +106,13 @@ def live_processes_with_env(token: str) -> list[int]:
         if needle in environ.split(b"\0") and _state(entry) not in (None, "Z"):
             found.append(int(entry))
     return found
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 2.0``), for injected-clock tests."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

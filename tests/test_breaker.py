@@ -20,6 +20,7 @@ from hypothesis.stateful import (
 
 from actors._errors import ErrorCategory, LLMError
 from supervisor._breaker import BreakerStatistics, CircuitBreaker, CircuitState
+from tests.helpers import FakeClock
 
 COUNTED = [
     ErrorCategory.RETRYABLE,
@@ -28,16 +29,6 @@ COUNTED = [
     ErrorCategory.AUTH_FAILURE,
 ]
 IGNORED = [ErrorCategory.PERMANENT, ErrorCategory.MALFORMED_OUTPUT, ErrorCategory.CIRCUIT_OPEN]
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeCancelled(BaseException):

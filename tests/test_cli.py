@@ -178,6 +178,7 @@ def test_first_output_timeout_flag_names_the_startup_limit(
     [
         ["ask", "--timeout", "-1", "x"],
         ["ask", "--first-output-timeout", "0", "x"],
+        ["ask", "--retry-budget", "-1", "x"],
         ["ask", "--max-attempts", "0", "x"],
         ["ask", "--cli", "", "x"],
         ["ask", "--cli", "'unbalanced", "x"],

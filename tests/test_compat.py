@@ -33,7 +33,7 @@ from supervisor import (
 )
 from supervisor._wrapper import LLMCliWrapper
 
-from .helpers import live_processes_with, marker, wait_until_gone
+from .helpers import FakeClock, live_processes_with, marker, wait_until_gone
 
 FAST_RETRY = RetryConfig(max_attempts=3, initial_delay_ms=10, max_delay_ms=50)
 ONE_ATTEMPT = RetryConfig(max_attempts=1)
@@ -407,16 +407,8 @@ async def test_cancelling_a_retry_loop_stops_it(autojump_clock: trio.testing.Moc
 # -- ProgressiveTimeoutManager ---------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_progressive_timeout_reference_usage() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     manager = ProgressiveTimeoutManager(
         TimeoutConfig(total_execution=10.0, chunk_receive=3.0), clock=clock
     )
@@ -435,7 +427,7 @@ def test_progressive_timeout_reference_usage() -> None:
 
 
 def test_total_deadline_dominates_steady_output() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     manager = ProgressiveTimeoutManager(
         TimeoutConfig(total_execution=10.0, chunk_receive=3.0), clock=clock
     )
@@ -453,7 +445,7 @@ def test_total_deadline_dominates_steady_output() -> None:
 
 
 def test_timeouts_can_be_unlimited() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     manager = ProgressiveTimeoutManager(
         TimeoutConfig(total_execution=None, chunk_receive=None), clock=clock
     )
@@ -470,7 +462,7 @@ def test_timeouts_can_be_unlimited() -> None:
 
 
 def test_first_output_gets_its_own_limit_then_chunk_receive_applies() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     config = TimeoutConfig(total_execution=60.0, chunk_receive=2.0, first_output=10.0)
     manager = ProgressiveTimeoutManager(config, clock=clock)
     manager.start()
@@ -489,7 +481,7 @@ def test_first_output_gets_its_own_limit_then_chunk_receive_applies() -> None:
 def test_first_output_defaults_to_chunk_receive_and_can_be_unlimited() -> None:
     assert TimeoutConfig(chunk_receive=7.0).first_output == 7.0
     assert TimeoutConfig(chunk_receive=None).first_output is None
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     manager = ProgressiveTimeoutManager(
         TimeoutConfig(total_execution=None, chunk_receive=1.0, first_output=None), clock=clock
     )
@@ -504,7 +496,7 @@ def test_first_output_defaults_to_chunk_receive_and_can_be_unlimited() -> None:
 
 
 def test_before_start_nothing_expires() -> None:
-    manager = ProgressiveTimeoutManager(TimeoutConfig(), clock=FakeClock())
+    manager = ProgressiveTimeoutManager(TimeoutConfig(), clock=FakeClock(100.0))
     assert manager.elapsed() == 0.0
     assert manager.check_chunk_timeout() == float("inf")
 

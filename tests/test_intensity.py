@@ -13,18 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from actors._errors import ErrorCategory, RestartIntensityExceeded
 from supervisor._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
+from tests.helpers import FakeClock
 from tests.strategies import restart_backoffs
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
 
 # -- RestartType -------------------------------------------------------------------------
 
@@ -52,7 +42,7 @@ def test_default_intensity_is_elixirs_three_in_five_seconds() -> None:
 
 
 def test_fourth_restart_within_the_period_fails_the_supervisor() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     tracker = RestartTracker(RestartIntensity(), clock)
     for t in (0.0, 1.0, 2.0):
         clock.now = t
@@ -71,7 +61,7 @@ def test_fourth_restart_within_the_period_fails_the_supervisor() -> None:
 
 
 def test_restarts_older_than_the_period_are_forgotten() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     tracker = RestartTracker(RestartIntensity(3, 5.0), clock)
     for t in (0.0, 1.0, 2.0, 6.0, 7.5, 8.0):
         clock.now = t
@@ -84,7 +74,7 @@ def test_restarts_older_than_the_period_are_forgotten() -> None:
 
 def test_window_is_closed_as_in_otp() -> None:
     # A restart exactly period_s ago still counts.
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     tracker = RestartTracker(RestartIntensity(1, 5.0), clock)
     tracker.record_restart()
     clock.now = 5.0
@@ -93,7 +83,7 @@ def test_window_is_closed_as_in_otp() -> None:
 
 
 def test_message_without_a_reason() -> None:
-    tracker = RestartTracker(RestartIntensity(0, 2.5), FakeClock())
+    tracker = RestartTracker(RestartIntensity(0, 2.5), FakeClock(0.0))
     with pytest.raises(RestartIntensityExceeded) as info:
         tracker.record_restart()
     assert info.value.message == (
@@ -125,7 +115,7 @@ class IntensityMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
+        self.clock = FakeClock(0.0)
         self.times: list[float] = []
 
     @initialize(
