@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from actors._spec import CliSpec
-from supervisor import CircuitBreaker, RetryConfig, Supervisor, TimeoutConfig
+from supervisor import CircuitBreaker, RetryBudget, RetryConfig, Supervisor, TimeoutConfig
 from supervisor._serve import (
     MAX_BODY_BYTES,
     TOKEN_ENV,
@@ -348,6 +348,23 @@ async def test_health_and_metrics_report_the_supervisor() -> None:
     assert metric(text, "llmsup_processes_spawned_total") == 4
     # The rate limit's retry-after hint opened the breaker.
     assert metric(text, "llmsup_breaker_state") == 2
+
+
+async def test_metrics_count_retries_the_budget_refused() -> None:
+    # A reserve of one retry (0.1/s over 10 s) and no share of calls: the first failing
+    # call gets its retry, the second does not.
+    budget = RetryBudget(ratio=0.0, min_per_s=0.1, window_s=10)
+    retry = RetryConfig(max_attempts=2, initial_delay_ms=1, max_delay_ms=5, budget=budget)
+    async with running(fake({"exit_code": 9}), retry=retry) as client:
+        first = await client.post("/ask", json={"prompt": "a"})
+        second = await client.post("/ask", json={"prompt": "b"})
+        text = (await client.get("/metrics")).text
+    assert first.json()["error"]["category"] == "retryable"
+    assert "retry budget" not in first.json()["error"]["message"]
+    assert "retry budget" in second.json()["error"]["message"]
+    assert metric(text, "llmsup_retries_total") == 1
+    assert metric(text, "llmsup_retries_refused_total") == 1
+    assert metric(text, "llmsup_processes_spawned_total") == 3
 
 
 async def test_each_app_has_its_own_metrics_registry_and_a_valid_openapi_schema() -> None:

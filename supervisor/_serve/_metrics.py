@@ -59,6 +59,11 @@ class _SupervisorCollector:
                 value=stats.retries if stats else 0,
             ),
             CounterMetricFamily(
+                "llmsup_retries_refused",
+                "Retries the retry budget did not allow.",
+                value=stats.retries_refused if stats else 0,
+            ),
+            CounterMetricFamily(
                 "llmsup_restarts",
                 "Restarts of long-lived children (warm CLI actors).",
                 value=stats.restarts if stats else 0,
