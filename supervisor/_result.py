@@ -3,11 +3,13 @@ boundary (JSON output of `llmsup`, HTTP responses, exported batches)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors._events import Event, Usage
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Result(BaseModel):
@@ -42,3 +44,11 @@ class Result(BaseModel):
     exit_code: int | None = None
     data: Any = None
     reasks: int = 0
+
+    def data_as(self, model: type[M]) -> M:
+        """`data` typed as ``model``, for type checkers: ``sup.ask(p, output=M)`` then
+        ``result.data_as(M)``. Raises TypeError, naming both, if it is something else."""
+        if not isinstance(self.data, model):
+            got = "no structured answer" if self.data is None else type(self.data).__name__
+            raise TypeError(f"Result.data is {got}, not {model.__name__}")
+        return self.data

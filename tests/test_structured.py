@@ -32,6 +32,15 @@ async def test_valid_answer_becomes_a_model_instance() -> None:
     assert isinstance(result.data, CodeAnalysis)
     assert result.data == EXPECTED
     assert result.reasks == 0
+    analysis: CodeAnalysis = result.data_as(CodeAnalysis)  # typed for mypy --strict
+    assert analysis.score == 0.5
+
+
+async def test_data_as_names_what_data_really_is() -> None:
+    async with open_supervisor(fake()) as sup:
+        plain = await sup.ask("no schema here")
+    with pytest.raises(TypeError, match=r"Result\.data is no structured answer, not CodeAnalysis"):
+        plain.data_as(CodeAnalysis)
 
 
 async def test_schema_goes_into_the_prompt(tmp_path: Path) -> None:
