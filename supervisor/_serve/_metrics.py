@@ -47,36 +47,26 @@ class _SupervisorCollector:
     def _families(sup: Supervisor | None) -> list[Metric]:
         stats = sup.statistics() if sup is not None else None
         state = stats.breaker_state if stats is not None else None
+        counters = [
+            ("llmsup_retries", "Attempts retried after a failure.", "retries"),
+            ("llmsup_retries_refused", "Retries the retry budget refused.", "retries_refused"),
+            ("llmsup_restarts", "Restarts of long-lived children (warm CLI actors).", "restarts"),
+            ("llmsup_processes_spawned", "CLI processes started.", "processes_spawned"),
+            (
+                "llmsup_breaker_rejections",
+                "Attempts refused by the open circuit breaker.",
+                "breaker_rejections",
+            ),
+        ]
         return [
             GaugeMetricFamily(
                 "llmsup_in_flight",
                 "Calls in progress in the supervisor (queued for a slot included).",
                 value=stats.in_flight if stats else 0,
             ),
-            CounterMetricFamily(
-                "llmsup_retries",
-                "Attempts retried after a failure.",
-                value=stats.retries if stats else 0,
-            ),
-            CounterMetricFamily(
-                "llmsup_retries_refused",
-                "Retries the retry budget did not allow.",
-                value=stats.retries_refused if stats else 0,
-            ),
-            CounterMetricFamily(
-                "llmsup_restarts",
-                "Restarts of long-lived children (warm CLI actors).",
-                value=stats.restarts if stats else 0,
-            ),
-            CounterMetricFamily(
-                "llmsup_processes_spawned",
-                "CLI processes started.",
-                value=stats.processes_spawned if stats else 0,
-            ),
-            CounterMetricFamily(
-                "llmsup_breaker_rejections",
-                "Attempts refused by the open circuit breaker.",
-                value=stats.breaker_rejections if stats else 0,
+            *(
+                CounterMetricFamily(name, doc, value=getattr(stats, field) if stats else 0)
+                for name, doc, field in counters
             ),
             GaugeMetricFamily(
                 "llmsup_breaker_state",
