@@ -85,5 +85,5 @@ class RetryBudgetTracker:
         if self.spent() + 1 > self.allowance():
             self.refused += 1
             return False
-        self._current().retries += 1
+        self._slots[-1].retries += 1  # the current slot: `spent` just made sure of it
         return True

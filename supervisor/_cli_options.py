@@ -123,11 +123,12 @@ def policies_from_args(args: argparse.Namespace) -> Policies:
             max_delay_ms=args.max_delay_ms,
             budget=None if args.retry_budget is None else RetryBudget(ratio=args.retry_budget),
         )
-        first_output = args.first_output_timeout
+        # Without the flag, TimeoutConfig's own default (chunk_receive) applies.
+        first_output = (
+            {} if args.first_output_timeout is None else {"first_output": args.first_output_timeout}
+        )
         timeouts = TimeoutConfig(
-            total_execution=args.total_timeout,
-            chunk_receive=args.chunk_timeout,
-            first_output=args.chunk_timeout if first_output is None else first_output,
+            total_execution=args.total_timeout, chunk_receive=args.chunk_timeout, **first_output
         )
         if args.failure_threshold is not None:
             CircuitBreaker(failure_threshold=args.failure_threshold)

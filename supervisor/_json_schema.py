@@ -114,9 +114,16 @@ def _short(message: str) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
 
 
+def _validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+    return _validator_class(schema)(schema, registry=_registry(schema))
+
+
 def validate_json(value: Any, schema: Mapping[str, Any]) -> list[str]:
     """``$.path: message`` for each way ``value`` breaks ``schema`` (checked), best first."""
-    validator = _validator_class(schema)(schema, registry=_registry(schema))
+    return _problems(_validator(schema), value)
+
+
+def _problems(validator: jsonschema.protocols.Validator, value: Any) -> list[str]:
     try:
         errors = sorted(validator.iter_errors(value), key=jsonschema.exceptions.relevance)
     except RecursionError:
@@ -128,6 +135,8 @@ class SchemaAnswer(RootModel[Any]):
     """Any JSON that matches `json_schema`; `schema_model` subclasses it per schema."""
 
     json_schema: ClassVar[dict[str, Any]] = {}
+    # Built once per schema by `_model_for`, not once per answer.
+    validator: ClassVar[jsonschema.protocols.Validator]
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -135,7 +144,7 @@ class SchemaAnswer(RootModel[Any]):
 
     @model_validator(mode="after")
     def _matches_schema(self) -> SchemaAnswer:
-        problems = validate_json(self.root, type(self).json_schema)
+        problems = _problems(type(self).validator, self.root)
         if problems:
             detail = {"problems": "; ".join(problems)}
             raise PydanticCustomError("json_schema", "{problems}", detail)
@@ -152,5 +161,6 @@ def schema_model(schema: Any, title: str = "Output") -> type[BaseModel]:
 @functools.lru_cache(maxsize=64)
 def _model_for(canonical_schema: str, title: str) -> type[SchemaAnswer]:
     name = "".join(c if c.isalnum() else "_" for c in title) or "Output"
-    namespace = {"json_schema": json.loads(canonical_schema), "__module__": __name__}
+    schema = json.loads(canonical_schema)
+    namespace = {"json_schema": schema, "validator": _validator(schema), "__module__": __name__}
     return type(name, (SchemaAnswer,), namespace)
