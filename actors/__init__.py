@@ -6,18 +6,24 @@ CLI's adapter, stopped. Specs (`command`, `fake`, ...) say how to run a given CL
 
 from typing import TYPE_CHECKING
 
-from ._adapters import JsonLinesAdapter as JsonLinesAdapter
-from ._adapters import TextAdapter as TextAdapter
-from ._classify import PatternClassifier as PatternClassifier
-from ._classify import parse_retry_after as parse_retry_after
-from ._claude import ClaudeAdapter as ClaudeAdapter
-from ._claude import ClaudeClassifier as ClaudeClassifier
-from ._claude import claude as claude
-from ._codex import CodexAdapter as CodexAdapter
-from ._codex import CodexClassifier as CodexClassifier
-from ._codex import codex as codex
-from ._discovery import cli_search_description as cli_search_description
-from ._discovery import find_executable as find_executable
+from ._clis._adapters import JsonLinesAdapter as JsonLinesAdapter
+from ._clis._adapters import TextAdapter as TextAdapter
+from ._clis._classify import PatternClassifier as PatternClassifier
+from ._clis._classify import parse_retry_after as parse_retry_after
+from ._clis._claude import ClaudeAdapter as ClaudeAdapter
+from ._clis._claude import ClaudeClassifier as ClaudeClassifier
+from ._clis._claude import claude as claude
+from ._clis._codex import CodexAdapter as CodexAdapter
+from ._clis._codex import CodexClassifier as CodexClassifier
+from ._clis._codex import codex as codex
+from ._clis._discovery import cli_search_description as cli_search_description
+from ._clis._discovery import find_executable as find_executable
+from ._clis._gemini import GeminiAdapter as GeminiAdapter
+from ._clis._gemini import GeminiClassifier as GeminiClassifier
+from ._clis._gemini import gemini as gemini
+from ._clis._gemini import gemini_stderr_watch as gemini_stderr_watch
+from ._clis._generic import FieldMapAdapter as FieldMapAdapter
+from ._clis._generic import generic as generic
 from ._errors import ErrorCategory as ErrorCategory
 from ._errors import LLMError as LLMError
 from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
@@ -34,16 +40,10 @@ from ._events import Usage as Usage
 from ._events import UsageReport as UsageReport
 from ._factories import command as command
 from ._factories import fake as fake
-from ._fake import FaultPlan as FaultPlan
-from ._fake import FaultRule as FaultRule
-from ._gemini import GeminiAdapter as GeminiAdapter
-from ._gemini import GeminiClassifier as GeminiClassifier
-from ._gemini import gemini as gemini
-from ._gemini import gemini_stderr_watch as gemini_stderr_watch
-from ._generic import FieldMapAdapter as FieldMapAdapter
-from ._generic import generic as generic
-from ._process import ActorDone as ActorDone
-from ._process import CallOutcome as CallOutcome
+from ._fakes._plan import FaultPlan as FaultPlan
+from ._fakes._plan import FaultRule as FaultRule
+from ._messages import ActorDone as ActorDone
+from ._messages import CallOutcome as CallOutcome
 from ._process import run_process_actor as run_process_actor
 from ._process import stop_process_tree as stop_process_tree
 from ._spec import Adapter as Adapter
@@ -55,21 +55,34 @@ from ._timeouts import TimeoutConfig as TimeoutConfig
 
 # The provider emulator pulls in an HTTP server stack: import it only when it is used.
 if TYPE_CHECKING:
-    from ._emulator import Emulator as Emulator
-    from ._emulator import EmulatorRule as EmulatorRule
-    from ._emulator import Fault as Fault
-    from ._emulator import RecordedRequest as RecordedRequest
-    from ._emulator import cli_environment as cli_environment
-    from ._emulator import open_emulator as open_emulator
+    from ._fakes._emulator import Emulator as Emulator
+    from ._fakes._emulator import EmulatorRule as EmulatorRule
+    from ._fakes._emulator import Fault as Fault
+    from ._fakes._emulator import RecordedRequest as RecordedRequest
+    from ._fakes._emulator import RulesFileError as RulesFileError
+    from ._fakes._emulator import cli_environment as cli_environment
+    from ._fakes._emulator import load_rules as load_rules
+    from ._fakes._emulator import open_emulator as open_emulator
+    from ._fakes._emulator import run_emulator_forever as run_emulator_forever
 
 _EMULATOR_NAMES = frozenset(
-    {"Emulator", "EmulatorRule", "Fault", "RecordedRequest", "cli_environment", "open_emulator"}
+    {
+        "Emulator",
+        "EmulatorRule",
+        "Fault",
+        "RecordedRequest",
+        "RulesFileError",
+        "cli_environment",
+        "load_rules",
+        "open_emulator",
+        "run_emulator_forever",
+    }
 )
 
 
 def __getattr__(name: str) -> object:
     if name in _EMULATOR_NAMES:
-        from . import _emulator
+        from ._fakes import _emulator
 
         return getattr(_emulator, name)
     raise AttributeError(f"module 'actors' has no attribute {name!r}")

@@ -113,6 +113,35 @@ class LLMError(Exception):
     def __repr__(self) -> str:
         return f"LLMError({self.message!r}, {self.category}, exit_code={self.exit_code!r})"
 
+    def evolve(self, **changes: Any) -> LLMError:
+        """A copy with ``changes`` applied (``attempts=3``, ``message=...``), the same class.
+
+        Errors are complete when raised: a layer that knows more (the retry loop knows the
+        attempt count) raises an evolved copy instead of changing the caught error.
+        """
+        fields: dict[str, Any] = {
+            "message": self.message,
+            "category": self.category,
+            "exit_code": self.exit_code,
+            "stderr": self.stderr,
+            "retry_after": self.retry_after,
+            "original_error": self.original_error,
+            "event": self.event,
+            "cli": self.cli,
+            "attempts": self.attempts,
+            "is_retryable": self._is_retryable,
+            "raw_text": self.raw_text,
+        }
+        fields.update(changes)
+        message = fields.pop("message")
+        category = fields.pop("category")
+        copy = LLMError.__new__(type(self))
+        LLMError.__init__(copy, message, category, **fields)
+        for name, value in vars(self).items():  # a subclass's own fields come along
+            if name not in vars(copy):
+                setattr(copy, name, value)
+        return copy
+
     def one_line(self) -> str:
         """`str(self)` plus the last stderr line, for command-line output."""
         text = str(self)

@@ -6,11 +6,19 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 
-from ._adapters import JsonLinesAdapter, TextAdapter
-from ._classify import GENERIC_CLASSIFIER
-from ._fake import FaultPlan, fake_argv
-from ._session import SessionSupport, WarmLaunch
-from ._spec import DEFAULT_MAX_LINE_BYTES, Adapter, Classifier, CliSpec, OutputFormat, PromptVia
+from ._clis._adapters import JsonLinesAdapter, TextAdapter
+from ._clis._classify import GENERIC_CLASSIFIER
+from ._fakes._plan import FaultPlan, fake_argv
+from ._spec import (
+    DEFAULT_MAX_LINE_BYTES,
+    Adapter,
+    Classifier,
+    CliSpec,
+    OutputFormat,
+    PromptVia,
+    SessionSupport,
+    WarmLaunch,
+)
 
 
 def _adapter_for(output_format: OutputFormat) -> type[Adapter]:

@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from ._channels import send_soon
-from ._discovery import cli_search_description
+from ._clis._discovery import cli_search_description
 from ._errors import ErrorCategory, LLMError
 from ._events import (
     AssistantMessage,
@@ -34,11 +34,11 @@ from ._events import (
     FinalResult,
     SessionStarted,
     TextDelta,
-    Usage,
     UsageReport,
 )
 from ._framing import LineFramer, LineTooLong
 from ._hygiene import live_members, signal_group, sweep_group
+from ._messages import ActorDone, ActorMessage, CallOutcome
 from ._registry import RECORD_AFTER_S, DeferredRecord
 from ._spec import CliSpec, ProcessExit
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
@@ -55,30 +55,6 @@ LEFTOVER_GRACE_S = 1.0
 KILL_REAP_S = 2.0
 # Reads served straight from a ready pipe before one that waits (and so yields).
 FAST_READS_IN_A_ROW = 8
-
-
-@attrs.frozen
-class CallOutcome:
-    """A successful call, as the actor saw it."""
-
-    text: str
-    session_id: str | None
-    usage: Usage | None
-    cost_usd: float | None
-    events: tuple[Event, ...]
-    exit_code: int
-    pid: int
-
-
-@attrs.frozen
-class ActorDone:
-    """The last message of an actor: exactly one of ``outcome`` and ``error``."""
-
-    outcome: CallOutcome | None = None
-    error: LLMError | None = None
-
-
-ActorMessage = Event | ActorDone
 
 
 class TailBuffer:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from ._errors import LLMError
 from ._events import ErrorReport, Event
 from ._redact import secret_values_from_env
-
-if TYPE_CHECKING:
-    from ._session import SessionSupport
 
 PromptVia = Literal["arg", "stdin"]
 OutputFormat = Literal["text", "jsonl"]
@@ -127,7 +124,7 @@ class CliSpec:
     stderr_watch: Callable[[str], ErrorReport | None] | None = None
     # A spec that also passes a JSON Schema to the CLI's own structured-output option.
     output_schema: Callable[[dict[str, Any]], CliSpec] | None = attrs.field(default=None, eq=False)
-    # How this CLI continues a conversation (None: history replay). See actors._session.
+    # How this CLI continues a conversation (None: history replay). See actors._warm.
     session: SessionSupport | None = attrs.field(default=None, eq=False)
 
     def build_argv(self, prompt: str) -> list[str]:
@@ -173,3 +170,25 @@ class CliSpec:
         if self.prompt_via == "stdin":
             return prompt.encode("utf-8")
         return None
+
+
+@attrs.frozen
+class WarmLaunch:
+    """How to start a warm process and how to hand it one turn."""
+
+    argv: tuple[str, ...]
+    encode_turn: Callable[[str], bytes]
+
+
+@attrs.frozen
+class SessionSupport:
+    """What a CLI offers for multi-turn use.
+
+    ``resume(session_id)`` gives a spec whose next call continues that session in a new
+    process (claude ``--resume``, codex ``exec resume``, gemini ``--resume``);
+    ``warm(session_id | None)`` gives a `WarmLaunch`: argv for a long-lived process that
+    reads one turn per stdin line (claude ``--input-format stream-json``).
+    """
+
+    resume: Callable[[str], CliSpec]
+    warm: Callable[[str | None], WarmLaunch] | None = None

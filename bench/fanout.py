@@ -48,7 +48,7 @@ TIMEOUT_S = 300.0  # TimeoutConfig().total_execution, the per-call limit on both
 
 
 def fake_cli_argv(plan: dict[str, object]) -> list[str]:
-    from actors._fake import fake_argv
+    from actors._fakes._plan import fake_argv
 
     return list(fake_argv(plan))
 

@@ -24,8 +24,8 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import actors
-from actors._emulator import open_emulator
-from actors._emulator._homes import cli_environment
+from actors._fakes._emulator import open_emulator
+from actors._fakes._emulator._homes import cli_environment
 from supervisor import Result, RetryConfig, open_supervisor
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 import trio
 
-from actors._errors import RestartIntensityExceeded
+from actors import RestartIntensityExceeded
 
-from ._intensity import RestartBackoff, RestartType
+from ._policy._intensity import RestartBackoff, RestartType
 
 logger = logging.getLogger("llmsup")
 

@@ -1,212 +1,225 @@
-"""Conversation state: history with timestamps, trimming that is counted, export and load.
+"""`Conversation`: multi-turn use of a supervised CLI, carrying context the best way it can.
 
-`ConversationManager` is the reference document's class: it keeps the turns, builds the
-prompt for CLIs without sessions (history replay) and calls any ``call_func``. The
-supervisor's conversations (``sup.conversation()``) use the same `ConversationHistory`
-model, so an exported file can be loaded by either and continued.
+Three ways to carry context, chosen per CLI (``mode="auto"``):
+
+1. **warm**: a long-lived CLI process fed one turn per stdin line, owned by a *permanent*
+   supervised child that reads turns from an inbox channel the conversation owns. Turn 2
+   onward costs no process start. If the process dies, the turn in flight fails as
+   RETRYABLE and is retried after the supervisor restarts the process (with backoff, under
+   its restart intensity), resuming the same session: a retried turn at worst, never lost
+   history.
+2. **resume**: a new process per turn that continues the stored session id.
+3. **replay**: for CLIs without sessions, the trimmed history goes into every prompt.
+
+A CLI may lose a session it never stored (claude writes it shortly after each turn, so a
+crash right after a turn leaves nothing to resume). Then the conversation starts a new
+session and replays its own kept history into the first turn: nothing is forgotten.
+
+History (with timestamps and session ids) is kept in every mode, trimmed to
+``max_history`` with the trimmed turns counted in the supervisor's statistics.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import logging
 import os
-from collections.abc import Awaitable, Callable
+import re
 from pathlib import Path
+from types import TracebackType
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import trio
 
-from actors._errors import ErrorCategory, LLMError
-from actors._validators import errors_in_one_line
+from actors import CliSpec, Event, LLMError
+from actors.lowlevel import ActorMessage, CallOutcome, Turn, run_warm_process
 
+from ._history import ConversationManager, Message, render_replay_prompt
+from ._policy._intensity import RestartType
 from ._result import Result
+from ._supervisor import EVENT_BUFFER, OnEvent, Supervisor, TaskHandle, relay_until_done
 
-Role = Literal["system", "user", "assistant"]
-HISTORY_FORMAT = 1
+logger = logging.getLogger("llmsup")
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+Mode = Literal["auto", "warm", "resume", "replay"]
 
 
-class Message(BaseModel):
-    """One message of a conversation."""
+class Conversation:
+    """A multi-turn conversation with the supervisor's CLI. Create with `sup.conversation`.
 
-    model_config = ConfigDict(frozen=True)
-
-    role: Role
-    content: str
-    timestamp: dt.datetime = Field(default_factory=_now)
-    session_id: str | None = None
-
-
-class ConversationHistory(BaseModel):
-    """What `export_history` writes: enough to continue the conversation later.
-
-    ``session_ids`` maps a CLI name to the last session id it reported (ids can change on
-    resume, so the latest one is kept).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: int = HISTORY_FORMAT
-    system_prompt: str | None = None
-    max_turns: int | None = None
-    max_history: int = 20
-    turn_count: int = 0
-    trimmed_turns: int = 0
-    messages: list[Message] = Field(default_factory=list)
-    session_ids: dict[str, str] = Field(default_factory=dict)
-
-
-def _check_limits(max_turns: int | None, max_history: int) -> None:
-    if max_turns is not None and max_turns < 1:
-        raise ValueError(f"max_turns must be >= 1 or None, got {max_turns!r}")
-    if max_history < 2:
-        raise ValueError(f"max_history must be >= 2 (one exchange), got {max_history!r}")
-
-
-def render_replay_prompt(history: ConversationHistory, prompt: str) -> str:
-    """The prompt for a CLI without sessions: system prompt, kept turns, then the new one."""
-    parts: list[str] = []
-    if history.system_prompt:
-        parts.append(f"System: {history.system_prompt}")
-    if history.messages:
-        parts.append("Conversation so far:")
-        for message in history.messages:
-            speaker = "User" if message.role == "user" else "Assistant"
-            parts.append(f"{speaker}: {message.content}")
-        parts.append("Reply to the user's next message.")
-    parts.append(f"User: {prompt}" if history.messages or history.system_prompt else prompt)
-    return "\n\n".join(parts)
-
-
-class ConversationManager:
-    """Multi-turn state for any call function, as in the reference document.
-
-    ``await manager.send_message(prompt, call_func)`` sends the system prompt, the kept
-    history and the new prompt to ``call_func`` (which returns the answer text or a
-    `Result`), records both messages with timestamps and returns the answer text.
-
-    History is trimmed to the latest ``max_history`` messages, oldest exchange first; the
-    system prompt is always kept. Trimming is never silent: `trimmed_turns` counts it.
-    Past ``max_turns`` turns, `send_message` raises a PERMANENT `LLMError`.
+    ``await conv.send(text)`` returns the next `Result`. Use ``async with`` (or
+    `aclose`) to stop a warm process as soon as the conversation ends; otherwise it stops
+    with the supervisor.
     """
 
     def __init__(
         self,
-        system_prompt: str | None = None,
-        max_turns: int | None = None,
-        max_history: int = 20,
+        sup: Supervisor,
+        *,
+        system_prompt: str | None,
+        max_turns: int | None,
+        max_history: int,
+        mode: Mode = "auto",
+        manager: ConversationManager | None = None,
     ) -> None:
-        _check_limits(max_turns, max_history)
-        self.state = ConversationHistory(
-            system_prompt=system_prompt, max_turns=max_turns, max_history=max_history
-        )
+        self._sup = sup
+        self.spec = sup.cli
+        session = self.spec.session
+        if mode == "auto":
+            mode = "warm" if session and session.warm else "resume" if session else "replay"
+        if mode in ("warm", "resume") and session is None:
+            raise ValueError(f"{self.spec.name} has no session support; use mode='replay'")
+        if mode == "warm" and (session is None or session.warm is None):
+            raise ValueError(f"{self.spec.name} cannot keep a warm process; use mode='resume'")
+        self.mode: Mode = mode
+        self._manager = manager or ConversationManager(system_prompt, max_turns, max_history)
+        self._inbox_send, self._inbox_receive = trio.open_memory_channel[Turn](0)
+        self._warm: TaskHandle | None = None
+        self._lock = trio.Lock()  # turns are ordered: one at a time
 
-    # -------------------------------------------------------------------- queries
+    # ------------------------------------------------------------------- state
 
     @property
-    def system_prompt(self) -> str | None:
-        return self.state.system_prompt
-
-    @property
-    def history(self) -> list[Message]:
-        """The kept messages, oldest first (a copy)."""
-        return list(self.state.messages)
+    def session_id(self) -> str | None:
+        """The CLI's latest session id (ids may change on resume; the latest is kept)."""
+        return self._manager.state.session_ids.get(self.spec.name)
 
     @property
     def turn_count(self) -> int:
-        return self.state.turn_count
+        return self._manager.turn_count
+
+    @property
+    def history(self) -> list[Message]:
+        return self._manager.history
 
     @property
     def trimmed_turns(self) -> int:
-        return self.state.trimmed_turns
-
-    # -------------------------------------------------------------------- turns
-
-    def check_can_send(self) -> None:
-        """Raise the PERMANENT error that `max_turns` was reached, if it was."""
-        limit = self.state.max_turns
-        if limit is not None and self.state.turn_count >= limit:
-            raise LLMError(
-                f"the conversation reached max_turns={limit}; start a new one",
-                ErrorCategory.PERMANENT,
-            )
-
-    async def send_message(
-        self, prompt: str, call_func: Callable[[str], Awaitable[str | Result]]
-    ) -> str:
-        """One turn by history replay: returns the answer text."""
-        self.check_can_send()
-        answer = await call_func(render_replay_prompt(self.state, prompt))
-        if isinstance(answer, Result):
-            self.record_turn(prompt, answer.text, session_id=answer.session_id, cli=answer.cli)
-            return answer.text
-        self.record_turn(prompt, answer)
-        return answer
-
-    def record_turn(
-        self,
-        prompt: str,
-        answer: str,
-        *,
-        session_id: str | None = None,
-        cli: str | None = None,
-    ) -> None:
-        """Add one exchange, then trim to ``max_history``."""
-        state = self.state
-        state.messages.append(Message(role="user", content=prompt))
-        state.messages.append(Message(role="assistant", content=answer, session_id=session_id))
-        state.turn_count += 1
-        if session_id and cli:
-            state.session_ids[cli] = session_id
-        excess = len(state.messages) - state.max_history
-        if excess > 0:
-            # Drop whole exchanges from the front, so no answer loses its question.
-            drop = excess + (excess % 2)
-            del state.messages[:drop]
-            state.trimmed_turns += drop // 2
-
-    # ------------------------------------------------------------ export and load
+        return self._manager.trimmed_turns
 
     def export_history(self, path: str | os.PathLike[str]) -> Path:
-        """Write the conversation as JSON (atomically: a crash never leaves half a file)."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(self.state.model_dump_json(indent=2), encoding="utf-8")
-        os.replace(temporary, target)
-        return target
+        """Write the history, including the CLI's session id, as JSON."""
+        return self._manager.export_history(path)
 
-    @classmethod
-    def load_history(cls, path: str | os.PathLike[str]) -> ConversationManager:
-        """A manager continuing a conversation written by `export_history`."""
-        state = load_history_file(path)
-        manager = cls(state.system_prompt, state.max_turns, state.max_history)
-        manager.state = state
-        return manager
+    # ------------------------------------------------------------------- turns
 
+    async def send(self, text: str) -> Result:
+        """Send one user turn; return the answer. Raises `LLMError`.
 
-def load_history_file(path: str | os.PathLike[str]) -> ConversationHistory:
-    """Read and validate an exported history; errors name the file and the problem."""
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read conversation history {str(path)!r}: {exc}") from exc
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"conversation history {str(path)!r} is not JSON: {exc}") from exc
-    try:
-        state = ConversationHistory.model_validate(data)
-    except ValidationError as exc:
-        problems = errors_in_one_line(exc, "history")
-        raise ValueError(f"conversation history {str(path)!r} is invalid: {problems}") from exc
-    if state.format != HISTORY_FORMAT:
-        raise ValueError(
-            f"conversation history {str(path)!r} has format {state.format}, "
-            f"this version reads format {HISTORY_FORMAT}"
+        Cancellation: the turn's process (one-shot modes) is stopped; a warm process is
+        replaced, since its state mid-turn is unknown.
+        """
+        async with self._lock:
+            self._manager.check_can_send()
+            if self.mode == "replay":
+                result = await self._sup.run_call(
+                    render_replay_prompt(self._manager.state, text), _ignore
+                )
+            else:
+                try:
+                    result = await self._send_in_session(self._first_turn_text(text))
+                except LLMError as error:
+                    if not (self.session_id and session_lost(error)):
+                        raise
+                    result = await self._restart_session(text, error)
+            trimmed_before = self._manager.trimmed_turns
+            self._manager.record_turn(
+                text, result.text, session_id=result.session_id, cli=self.spec.name
+            )
+            self._sup.counters.trimmed_turns += self._manager.trimmed_turns - trimmed_before
+            return result
+
+    async def _send_in_session(self, prompt: str) -> Result:
+        if self.mode == "resume":
+            return await self._sup.run_call(prompt, _ignore, spec=self._resume_spec())
+        return await self._send_warm(prompt)
+
+    async def _restart_session(self, text: str, error: LLMError) -> Result:
+        """The CLI lost the session (it died before storing it): start a new one, with
+        the history we kept replayed into its first turn, so nothing is forgotten."""
+        logger.warning(
+            "%s no longer knows session %s (%s); replaying %d turns into a new session",
+            self.spec.name,
+            self.session_id,
+            error.message,
+            self._manager.turn_count,
+            extra={"cli": self.spec.name},
         )
-    _check_limits(state.max_turns, state.max_history)
-    return state
+        await self.aclose()  # a warm process must not restart with the lost id
+        del self._manager.state.session_ids[self.spec.name]
+        self._sup.counters.session_restarts += 1
+        return await self._send_in_session(render_replay_prompt(self._manager.state, text))
+
+    def _first_turn_text(self, text: str) -> str:
+        # Sessions remember the system prompt after the first turn.
+        system = self._manager.system_prompt
+        if system and self._manager.turn_count == 0 and not self.session_id:
+            return f"System: {system}\n\nUser: {text}"
+        return text
+
+    def _resume_spec(self) -> CliSpec:
+        session = self.spec.session
+        assert session is not None
+        return session.resume(self.session_id) if self.session_id else self.spec
+
+    async def _send_warm(self, prompt: str) -> Result:
+        if self._warm is None:
+            self._warm = await self._sup.start_child(
+                self._run_warm, name=f"warm-{self.spec.name}", restart=RestartType.PERMANENT
+            )
+
+        async def hand_over(on_event: OnEvent) -> CallOutcome:
+            reply_send, reply_receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
+            await self._inbox_send.send(Turn(prompt, reply_send))
+            return await relay_until_done(reply_receive, on_event, self.spec.name)
+
+        return await self._sup.run_call(prompt, _ignore, spec=self.spec, runner=hand_over)
+
+    async def _run_warm(self) -> None:
+        session = self.spec.session
+        assert session is not None and session.warm is not None
+        launch = session.warm(self.session_id)
+        await run_warm_process(
+            self.spec,
+            launch,
+            self._inbox_receive,
+            self._sup.timeouts,
+            on_spawn=self._sup.note_spawn,
+            on_session=self._note_session,
+        )
+
+    def _note_session(self, session_id: str) -> None:
+        self._manager.state.session_ids[self.spec.name] = session_id
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def aclose(self) -> None:
+        """Stop the warm process (if any); the history stays available."""
+        if self._warm is not None:
+            await self._warm.cancel_and_wait()
+            self._warm = None
+
+    async def __aenter__(self) -> Conversation:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+_SESSION_LOST = re.compile(
+    r"no conversation found|(?:session|thread|conversation)\b[^\n]{0,80}\bnot found"
+    r"|unknown session|no such (?:session|thread)|invalid session",
+    re.IGNORECASE,
+)
+
+
+def session_lost(error: LLMError) -> bool:
+    """True when a CLI says it does not know the session it was asked to continue."""
+    return bool(_SESSION_LOST.search(error.message) or _SESSION_LOST.search(error.stderr))
+
+
+async def _ignore(_event: Event) -> None:
+    return None

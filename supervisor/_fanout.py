@@ -18,8 +18,8 @@ import attrs
 import trio
 from pydantic import BaseModel
 
-from actors._channels import send_soon
-from actors._errors import ErrorCategory, LLMError
+from actors import ErrorCategory, LLMError
+from actors.lowlevel import send_soon
 
 from ._result import Result
 

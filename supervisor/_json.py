@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import attrs
 from pydantic import BaseModel, ValidationError
 
-from actors._errors import ErrorCategory, LLMError
+from actors import ErrorCategory, LLMError
 
 __all__ = ["JSONExtractor", "schema_instructions"]
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors._events import Event, Usage
+from actors import Event, Usage
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -13,10 +13,10 @@ from typing import ParamSpec, TypeVar
 
 import trio
 
-from actors._errors import LLMError
+from actors import LLMError
 
-from ._backoff import RetryConfig, retry_delay, should_retry
-from ._budget import RetryBudgetTracker
+from ._policy._backoff import RetryConfig, retry_delay, should_retry
+from ._policy._budget import RetryBudgetTracker
 
 P = ParamSpec("P")
 T = TypeVar("T")

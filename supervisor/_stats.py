@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import attrs
 
-from actors._errors import ErrorCategory
+from actors import ErrorCategory
 
-from ._breaker import CircuitState
+from ._policy._breaker import CircuitState
 
 
 @attrs.frozen

@@ -5,8 +5,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from actors._errors import LLMError
-from actors._events import Event
+from actors import Event, LLMError
 
 from ._result import Result
 

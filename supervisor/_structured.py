@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
-from actors._errors import ErrorCategory, LLMError
+from actors import ErrorCategory, LLMError
 
 from ._json import JSONExtractor, schema_instructions
 from ._result import Result

@@ -24,22 +24,32 @@ import attrs
 import trio
 from pydantic import BaseModel
 
-from actors._channels import receive_soon
-from actors._errors import ErrorCategory, LLMError, RestartIntensityExceeded
-from actors._events import Event, TextDelta
-from actors._groups import unwrap_group
-from actors._process import ActorDone, ActorMessage, CallOutcome, run_process_actor
-from actors._registry import sweep_orphaned_groups
-from actors._spec import CliSpec
-from actors._timeouts import TimeoutConfig
+from actors import (
+    CliSpec,
+    ErrorCategory,
+    Event,
+    LLMError,
+    RestartIntensityExceeded,
+    TextDelta,
+    TimeoutConfig,
+)
+from actors.lowlevel import (
+    ActorDone,
+    ActorMessage,
+    CallOutcome,
+    receive_soon,
+    run_process_actor,
+    sweep_orphaned_groups,
+    unwrap_group,
+)
 
-from ._backoff import RetryConfig
-from ._breaker import CircuitBreaker, Permit
-from ._budget import RetryBudgetTracker
 from ._children import ChildSpec, RestartHooks, supervise_child
-from ._conversation import ConversationManager
 from ._fanout import MapStream, Prompts, map_in_order, map_stream
-from ._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
+from ._history import ConversationManager
+from ._policy._backoff import RetryConfig
+from ._policy._breaker import CircuitBreaker, Permit
+from ._policy._budget import RetryBudgetTracker
+from ._policy._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
 from ._result import Result
 from ._retry import RetryHandler
 from ._stats import Counters, SupervisorStatistics
@@ -47,7 +57,7 @@ from ._stream import ResponseStream, StreamEnd
 from ._structured import DEFAULT_MAX_REASKS, ask_structured
 
 if TYPE_CHECKING:
-    from ._chat import Conversation
+    from ._conversation import Conversation
 
 logger = logging.getLogger("llmsup")
 logger.addHandler(logging.NullHandler())
@@ -188,13 +198,13 @@ class Supervisor:
         mode: Literal["auto", "warm", "resume", "replay"] = "auto",
         history: str | os.PathLike[str] | None = None,
     ) -> Conversation:
-        """A multi-turn `Conversation` with this CLI (see `supervisor._chat`).
+        """A multi-turn `Conversation` with this CLI (see `supervisor._conversation`).
 
         ``mode="auto"`` keeps a warm process where the CLI allows it, else resumes its
         session per turn, else replays the trimmed history. ``history`` continues a
         conversation saved with ``export_history`` (its session id included).
         """
-        from ._chat import Conversation  # the conversation layer builds on this module
+        from ._conversation import Conversation  # the conversation layer builds on this module
 
         manager = ConversationManager.load_history(history) if history else None
         return Conversation(

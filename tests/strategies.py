@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from actors._errors import ErrorCategory, LLMError
-from supervisor._backoff import DEFAULT_RETRY_ON, RetryConfig
-from supervisor._intensity import RestartBackoff
+from supervisor._policy._backoff import DEFAULT_RETRY_ON, RetryConfig
+from supervisor._policy._intensity import RestartBackoff
 
 PERMANENT_CATEGORIES: frozenset[ErrorCategory] = frozenset(
     {ErrorCategory.PERMANENT, ErrorCategory.AUTH_FAILURE, ErrorCategory.MALFORMED_OUTPUT}

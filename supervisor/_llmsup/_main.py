@@ -1,0 +1,215 @@
+"""The ``llmsup`` command line: ``ask``, ``chat``, ``map``, ``demo`` and ``emulate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+import trio
+
+from actors import ErrorCategory, LLMError
+
+from .._supervisor import open_supervisor
+from ._map import add_map_arguments, run_map
+from ._options import (
+    UsageError,
+    add_cli_options,
+    policies_from_args,
+    spec_from_args,
+)
+
+# Distinct exit statuses, so scripts can branch without parsing text.
+EXIT_CODES: dict[ErrorCategory, int] = {
+    ErrorCategory.RETRYABLE: 1,
+    ErrorCategory.TIMEOUT: 3,
+    ErrorCategory.RATE_LIMIT: 4,
+    ErrorCategory.AUTH_FAILURE: 5,
+    ErrorCategory.MALFORMED_OUTPUT: 6,
+    ErrorCategory.PERMANENT: 7,
+    ErrorCategory.CIRCUIT_OPEN: 8,
+}
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmsup",
+        description="Run LLM command-line programs as supervised subprocesses.",
+    )
+    sub = parser.add_subparsers(dest="subcommand", required=True)
+
+    ask = sub.add_parser(
+        "ask",
+        help="ask one prompt and print the answer",
+        description="Print the answer, or a one-line typed error (non-zero exit status). "
+        "Use -- before a prompt that starts with '-'.",
+    )
+    ask.add_argument("prompt", help="the prompt (passed as one argument, never via a shell)")
+    ask.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    add_cli_options(ask, concurrency=1)
+
+    chat = sub.add_parser(
+        "chat",
+        help="an interactive multi-turn conversation",
+        description="Chat with a CLI. Commands: /export FILE, /history, /quit. Ctrl+C leaves "
+        "cleanly, with no process left behind.",
+    )
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--history", metavar="FILE", help="continue a conversation exported before")
+    add_cli_options(chat, concurrency=1)
+
+    map_ = sub.add_parser(
+        "map",
+        help="run every prompt of a JSON-lines file (or of --files) into a JSON-lines file",
+        description="One output line per input, appended as each finishes; --resume "
+        "completes an interrupted run; Ctrl+C stops every CLI process (exit status 130). "
+        "Exit status 1 when any item failed.",
+    )
+    add_map_arguments(map_)
+
+    serve_ = sub.add_parser(
+        "serve",
+        help="run the HTTP daemon (FastAPI on trio): /ask, /stream, /health, /metrics",
+        description="Serve one supervised CLI over HTTP. Binds to 127.0.0.1 unless told "
+        "otherwise; with --token (or LLMSUP_TOKEN) every endpoint but /health needs "
+        "'Authorization: Bearer TOKEN'. SIGTERM/SIGINT drain in-flight calls, then exit 0.",
+    )
+    serve_.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve_.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
+    serve_.add_argument("--token", default=None, help="bearer token (default: $LLMSUP_TOKEN)")
+    serve_.add_argument(
+        "--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown"
+    )
+    add_cli_options(serve_, concurrency=8)
+
+    demo = sub.add_parser("demo", help="fan out prompts with injected faults on the fake CLI")
+    demo.add_argument("--prompts", type=int, default=24, help="how many prompts (default 24)")
+    demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument("--seed", type=int, default=7, help="seed of the fault mix")
+
+    emulate = sub.add_parser(
+        "emulate",
+        help="serve fake anthropic/openai/gemini APIs for the real CLIs, offline",
+        description="Serve enough of the Anthropic, OpenAI and Gemini APIs for the real claude, "
+        "codex and gemini CLIs to run offline (see actors._fakes._emulator). Runs until Ctrl+C; "
+        "SIGHUP reloads the rules file.",
+    )
+    emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    emulate.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    emulate.add_argument("--rules", metavar="FILE", help="JSON rules file (replies and faults)")
+    emulate.add_argument("--log", metavar="FILE", help="append every request to FILE as JSON lines")
+    return parser
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from actors import RulesFileError, load_rules, run_emulator_forever
+
+    if args.rules is not None:
+        try:
+            load_rules(args.rules)  # fail fast with exit status 2, before binding
+        except RulesFileError as exc:
+            raise UsageError(str(exc)) from exc
+    try:
+        trio.run(
+            partial(
+                run_emulator_forever,
+                host=args.host,
+                port=args.port,
+                rules_path=args.rules,
+                log_path=args.log,
+            )
+        )
+    except OSError as exc:
+        print(f"llmsup: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    policies = policies_from_args(args)
+    try:
+        async with open_supervisor(
+            spec,
+            retry=policies.retry,
+            timeouts=policies.timeouts,
+            breaker=policies.breaker(spec.name),
+            concurrency=policies.concurrency,
+        ) as sup:
+            result = await sup.ask(args.prompt)
+    except LLMError as error:
+        print(f"llmsup: error {error.one_line()}", file=sys.stderr)
+        return EXIT_CODES.get(error.category, 1)
+    if args.json:
+        print(result.model_dump_json(indent=2, exclude={"raw_events"}))
+    else:
+        print(result.text)
+    return 0
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from ._chat import run_chat
+
+    spec = spec_from_args(args)
+    policies = policies_from_args(args)
+    try:
+        return await run_chat(
+            spec, system_prompt=args.system, history=args.history, retry=policies.retry
+        )
+    except ValueError as exc:  # an unreadable history file
+        raise UsageError(str(exc)) from exc
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._serve import serve
+
+    spec = spec_from_args(args)
+    policies = policies_from_args(args)
+    try:
+        status: int = trio.run(
+            partial(
+                serve,
+                spec,
+                args.host,
+                args.port,
+                grace_s=args.grace,
+                retry=policies.retry,
+                timeouts=policies.timeouts,
+                breaker=policies.breaker(spec.name),
+                concurrency=policies.concurrency,
+                token=args.token,
+            )
+        )
+    except OSError as exc:
+        print(f"llmsup: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llmsup`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.subcommand == "ask":
+            return trio.run(_ask, args)
+        if args.subcommand == "chat":
+            return trio.run(_chat, args)
+        if args.subcommand == "map":
+            return trio.run(run_map, args)
+        if args.subcommand == "serve":
+            return _serve(args)
+        if args.subcommand == "demo":
+            from ._demo import run_demo
+
+            return trio.run(run_demo, args.prompts, args.concurrency, args.seed)
+        if args.subcommand == "emulate":
+            return _emulate(args)
+    except UsageError as exc:
+        print(f"llmsup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("llmsup: interrupted; every CLI process was stopped", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.subcommand!r}")

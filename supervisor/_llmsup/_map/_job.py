@@ -1,0 +1,72 @@
+"""One run's settings, checked from the arguments before anything runs or is written."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import attrs
+from pydantic import BaseModel
+
+from actors import CliSpec
+
+from .._options import Policies, UsageError, fallback_specs, policies_from_args, spec_from_args
+from ._input import _Source, _source_from_args
+from ._memory import BUDGET_SHARE, mem_available, parse_size
+from ._output import _Previous, _scan_output
+from ._schema import load_output_model
+
+
+@attrs.define
+class _Job:
+    source: _Source
+    skip: set[str | int]
+    total: int
+    previous: _Previous
+    output: str
+    output_model: type[BaseModel] | None
+    specs: list[CliSpec]
+    policies: Policies
+    budget: int | None
+    budget_note: str
+
+
+def _prepare(args: argparse.Namespace) -> _Job:
+    """Everything that can be a usage error, before anything runs or is written."""
+    specs = [spec_from_args(args), *fallback_specs(args)]
+    policies = policies_from_args(args)
+    output_model = load_output_model(args.output_schema) if args.output_schema else None
+    if args.memory_budget is not None:
+        budget: int | None = parse_size(args.memory_budget)
+        note = "--memory-budget"
+    else:
+        available = mem_available()
+        budget = int(available * BUDGET_SHARE) if available else None
+        note = f"{BUDGET_SHARE:.0%} of MemAvailable" if budget else "unknown MemAvailable"
+    source = _source_from_args(args)
+    input_ids = source.check()
+    output = args.output
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise UsageError(f"-o {output}: no directory {parent}")
+    previous = _Previous()
+    if os.path.exists(output) and os.path.getsize(output) > 0:
+        if not args.resume:
+            raise UsageError(f"{output} exists; use --resume to complete it, or remove it")
+        try:
+            previous = _scan_output(output, input_ids)
+        except OSError as exc:
+            raise UsageError(f"cannot read {output}: {exc.strerror or exc}") from exc
+    total = len(input_ids) - len(previous.done)
+    return _Job(
+        source=source,
+        skip=previous.done,
+        total=total,
+        previous=previous,
+        output=output,
+        output_model=output_model,
+        specs=specs,
+        policies=policies,
+        budget=budget,
+        budget_note=note,
+    )

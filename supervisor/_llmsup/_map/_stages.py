@@ -1,0 +1,136 @@
+"""One stage per CLI of the fallback chain: its supervisor and memory-bound concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import attrs
+import trio
+
+from actors import CliSpec
+
+from ..._supervisor import Supervisor
+from ._input import _Item
+from ._job import _Job
+from ._memory import (
+    DEFAULT_ESTIMATES_MIB,
+    MIB,
+    OBSERVED_MARGIN,
+    OTHER_ESTIMATE_MIB,
+    SAMPLE_EVERY_S,
+    TRUSTED_AFTER,
+    tree_peak_bytes,
+)
+
+
+@attrs.define
+class _Stage:
+    """One CLI of the chain, with its supervisor and its memory observations."""
+
+    index: int
+    spec: CliSpec
+    limit: int  # --concurrency
+    budget: int | None
+    default_estimate: int
+    concurrency: int = 0
+    start_concurrency: int = 0
+    sup: Supervisor | None = None
+    pids: dict[int, bool] = attrs.Factory(dict)  # pid -> seen alive at least once
+    peak: int = 0
+    observed: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def estimate(self) -> int:
+        observed = int(self.peak * OBSERVED_MARGIN)
+        if self.observed >= TRUSTED_AFTER:
+            return max(observed, MIB)
+        return max(self.default_estimate, observed)
+
+    def allowed(self) -> int:
+        if self.budget is None:
+            return self.limit
+        return max(1, min(self.limit, self.budget // self.estimate()))
+
+    def on_spawn(self, pid: int) -> None:
+        self.pids[pid] = False
+
+    def sample(self) -> None:
+        for pid, seen in list(self.pids.items()):
+            peak = tree_peak_bytes(pid)
+            if peak is None:
+                del self.pids[pid]
+                continue
+            if not seen:
+                self.pids[pid] = True
+                self.observed += 1
+            self.peak = max(self.peak, peak)
+        self.adjust()
+
+    def adjust(self) -> None:
+        allowed = self.allowed()
+        if allowed != self.concurrency and self.sup is not None:
+            self.concurrency = allowed
+            # The supervisor was opened with --concurrency slots of read-ahead; its process
+            # limiter is what the memory budget narrows.
+            self.sup.set_concurrency(allowed)
+
+    def breaker_state(self) -> str:
+        breaker = self.sup.breaker if self.sup is not None else None
+        return breaker.state.value if breaker is not None else "off"
+
+
+class _Feed:
+    """The prompts of one stage's ``map_stream``, remembering which item each index is."""
+
+    def __init__(
+        self,
+        items: Iterator[_Item] | trio.MemoryReceiveChannel[_Item],
+        on_problem: Callable[[_Item], None],
+    ) -> None:
+        self._items = items
+        self._on_problem = on_problem
+        self._next_index = 0
+        self.pending: dict[int, _Item] = {}
+
+    def __aiter__(self) -> _Feed:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            if isinstance(self._items, trio.MemoryReceiveChannel):
+                try:
+                    item = await self._items.receive()
+                except trio.EndOfChannel:
+                    raise StopAsyncIteration from None
+            else:
+                try:
+                    item = next(self._items)
+                except StopIteration:
+                    raise StopAsyncIteration from None
+            if item.problem is None:
+                break
+            self._on_problem(item)
+        item.started = trio.current_time()
+        self.pending[self._next_index] = item
+        self._next_index += 1
+        return item.prompt
+
+
+def _stages(job: _Job, limit: int) -> list[_Stage]:
+    stages = []
+    for index, spec in enumerate(job.specs):
+        default = DEFAULT_ESTIMATES_MIB.get(spec.name, OTHER_ESTIMATE_MIB) * MIB
+        stage = _Stage(index, spec, limit, job.budget, default)
+        stage.concurrency = stage.start_concurrency = stage.allowed()
+        stages.append(stage)
+    return stages
+
+
+async def _sample_memory(stages: list[_Stage]) -> None:
+    while True:
+        for stage in stages:
+            stage.sample()
+        await trio.sleep(SAMPLE_EVERY_S)

@@ -1,0 +1,119 @@
+"""Prometheus metrics: the per-app registry, call outcomes and durations, supervisor stats."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+
+import attrs
+import trio
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from actors import ErrorCategory, LLMError
+
+from ..._policy._breaker import CircuitState
+from ..._supervisor import Supervisor
+from ._state import _ServeState
+
+_BREAKER_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+OUTCOMES = ("ok", *(c.value for c in ErrorCategory), "cancelled", "internal")
+"""Values of the ``outcome`` label of ``llmsup_calls_total``."""
+
+_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+
+_PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@attrs.define
+class _Tracked:
+    outcome: str | None = None
+
+
+class _SupervisorCollector:
+    """Exposes the supervisor's own counters at scrape time."""
+
+    def __init__(self, state: _ServeState) -> None:
+        self._state = state
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(None)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(self._state.supervisor)
+
+    @staticmethod
+    def _families(sup: Supervisor | None) -> list[Metric]:
+        stats = sup.statistics() if sup is not None else None
+        state = stats.breaker_state if stats is not None else None
+        counters = [
+            ("llmsup_retries", "Attempts retried after a failure.", "retries"),
+            ("llmsup_retries_refused", "Retries the retry budget refused.", "retries_refused"),
+            ("llmsup_restarts", "Restarts of long-lived children (warm CLI actors).", "restarts"),
+            ("llmsup_processes_spawned", "CLI processes started.", "processes_spawned"),
+            (
+                "llmsup_breaker_rejections",
+                "Attempts refused by the open circuit breaker.",
+                "breaker_rejections",
+            ),
+        ]
+        return [
+            GaugeMetricFamily(
+                "llmsup_in_flight",
+                "Calls in progress in the supervisor (queued for a slot included).",
+                value=stats.in_flight if stats else 0,
+            ),
+            *(
+                CounterMetricFamily(name, doc, value=getattr(stats, field) if stats else 0)
+                for name, doc, field in counters
+            ),
+            GaugeMetricFamily(
+                "llmsup_breaker_state",
+                "Circuit breaker state: 0 closed (or no breaker), 1 half-open, 2 open.",
+                value=_BREAKER_GAUGE[state] if state is not None else 0,
+            ),
+        ]
+
+
+class _Metrics:
+    def __init__(self, state: _ServeState) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "llmsup_calls",
+            "Calls answered, by outcome: ok or the error category.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self.calls.labels(outcome=outcome)
+        self.duration = Histogram(
+            "llmsup_call_duration_seconds",
+            "Wall time of calls, retries and backoff included.",
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_SupervisorCollector(state))
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[_Tracked]:
+        """Count one call; its outcome is ``tracked.outcome``, else inferred from how it ends."""
+        tracked = _Tracked()
+        started = trio.current_time()
+        try:
+            yield tracked
+        except LLMError as error:
+            tracked.outcome = tracked.outcome or error.category.value
+            raise
+        except trio.Cancelled:
+            tracked.outcome = tracked.outcome or "cancelled"
+            raise
+        except BaseException:
+            tracked.outcome = tracked.outcome or "internal"
+            raise
+        finally:
+            self.calls.labels(outcome=tracked.outcome or "ok").inc()
+            self.duration.observe(trio.current_time() - started)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

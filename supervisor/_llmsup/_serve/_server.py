@@ -1,0 +1,160 @@
+"""`serve`: binding, Hypercorn's trio worker, SIGTERM/SIGINT and the draining shutdown."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, cast
+
+import trio
+from hypercorn.trio import serve as hypercorn_serve
+
+from actors import CliSpec, TimeoutConfig
+
+from ..._policy._backoff import RetryConfig
+from ..._policy._breaker import CircuitBreaker
+from ._app import _build_app
+
+if TYPE_CHECKING:
+    from hypercorn.typing import Framework
+
+from actors.lowlevel import PreboundConfig, bind_sockets, unwrap_group
+
+logger = logging.getLogger("llmsup.serve")
+
+TOKEN_ENV = "LLMSUP_TOKEN"
+"""The environment variable `serve` reads the bearer token from when none is passed."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return all(
+        info[4][0] == "::1" or str(info[4][0]).startswith("127.") for info in infos if info[4]
+    )
+
+
+async def serve(
+    spec: CliSpec,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    grace_s: float = 10.0,
+    retry: RetryConfig | None = None,
+    timeouts: TimeoutConfig | None = None,
+    breaker: CircuitBreaker | None = None,
+    concurrency: int = 8,
+    token: str | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """Serve `create_app(spec, ...)` on ``host:port`` until SIGTERM or SIGINT; return 0.
+
+    Prints ``llmsup serve: <cli> on http://HOST:PORT`` (the real port when ``port`` is 0)
+    once it accepts requests, and reports that URL through ``task_status`` (so
+    ``await nursery.start(serve, spec, "127.0.0.1", 0)`` returns it). ``token`` defaults to
+    the `TOKEN_ENV` environment variable (empty means none). ``shutdown_trigger``: an
+    extra way to start the shutdown (it returns → same as the first signal).
+
+    Shutdown: draining (new calls get 503), then up to ``grace_s`` for calls in flight,
+    then the rest are cancelled, the listener closed and the supervisor closed, which
+    stops every CLI process. Returns 0 after that, or 1 when a second signal forced it.
+
+    Raises:
+        OSError: the address cannot be bound (nothing has started).
+        TypeError, ValueError: bad arguments (see `create_app`).
+    """
+    if not (grace_s >= 0 and math.isfinite(grace_s)):
+        raise ValueError(f"grace_s must be a finite number >= 0, got {grace_s!r}")
+    if token is None:
+        token = os.environ.get(TOKEN_ENV) or None
+    app, state = _build_app(
+        spec, retry=retry, timeouts=timeouts, breaker=breaker, concurrency=concurrency, token=token
+    )
+    if token is None and not _is_loopback(host):
+        print(
+            f"llmsup serve: warning: listening on {host} without a token "
+            f"(set --token or {TOKEN_ENV})",
+            file=sys.stderr,
+            flush=True,
+        )
+    forced = False
+    drain = trio.Event()
+    http_stop = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        sockets = bind_sockets(host, port)
+        try:
+            bound = sockets.insecure_sockets[0].getsockname()
+            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            url = f"http://{shown}:{bound[1]}"
+            config = PreboundConfig(sockets)
+            config.accesslog = None
+            config.errorlog = logger
+            config.backlog = 1024
+            # After the drain: time for last responses to flush and idle connections to
+            # close; anything still running then (a stalled client) is cancelled.
+            config.graceful_timeout = 1.0
+            stop_budget = (timeouts or TimeoutConfig()).graceful_shutdown + 5.0
+            async with trio.open_nursery() as nursery:
+
+                async def on_signals() -> None:
+                    nonlocal forced
+                    async for _signum in signals:
+                        if not drain.is_set():
+                            drain.set()
+                        else:  # a second signal: stop waiting for anything
+                            forced = True
+                            nursery.cancel_scope.cancel()
+                            return
+
+                async def on_trigger(trigger: Callable[[], Awaitable[None]]) -> None:
+                    await trigger()
+                    drain.set()
+
+                async def drain_then_stop() -> None:
+                    await drain.wait()
+                    state.draining = True
+                    with trio.move_on_after(grace_s):
+                        await state.wait_idle()
+                    # Past the grace period: cancel the calls left (each stops its CLI,
+                    # within its stop budget, then answers 503), then stop serving.
+                    state.abort_calls()
+                    with trio.move_on_after(stop_budget):
+                        await state.wait_idle()
+                    http_stop.set()
+
+                async def run_http(task_status: trio.TaskStatus[list[str]]) -> None:
+                    await hypercorn_serve(
+                        cast("Framework", app),
+                        config,
+                        shutdown_trigger=http_stop.wait,
+                        task_status=task_status,
+                    )
+                    nursery.cancel_scope.cancel()  # done: stop the watchers
+
+                nursery.start_soon(on_signals)
+                nursery.start_soon(drain_then_stop)
+                if shutdown_trigger is not None:
+                    nursery.start_soon(on_trigger, shutdown_trigger)
+                await nursery.start(run_http)
+                print(f"llmsup serve: {spec.name} on {url}", flush=True)
+                task_status.started(url)
+        except BaseExceptionGroup as group:
+            if not forced:
+                raise unwrap_group(group) from None
+        except Exception:
+            if not forced:
+                raise
+        finally:
+            for sock in sockets.insecure_sockets:
+                sock.close()
+    return 1 if forced else 0

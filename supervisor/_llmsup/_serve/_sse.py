@@ -1,0 +1,182 @@
+"""The ``/stream`` response: one call's events as server-sent events, then its end."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+from fastapi.responses import Response
+from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
+
+from actors import ErrorCategory, ErrorReport, Event, FinalResult, LLMError
+
+from ..._json import JSONExtractor, schema_instructions
+from ..._result import Result
+from ..._supervisor import Supervisor
+from ._calls import _result_response, _wait_for_disconnect
+from ._errors import (
+    DEFAULT_RETRY_AFTER_S,
+    _ClientError,
+    _error_body,
+    _llm_error_body,
+    _llm_error_response,
+    _unavailable,
+)
+from ._metrics import _Metrics, _Tracked
+from ._state import _ABORTED, _ServeState
+
+SSE_PING_S = 15.0
+"""A comment line is sent on an open event stream after this much silence."""
+
+
+def _sse(event: str, data: str) -> bytes:
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+@attrs.define
+class _End:
+    result: Result | None = None
+    error: LLMError | None = None
+
+
+class _EventStream(Response):
+    """The ``/stream`` response: runs the call while the client listens, stops it if it leaves."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        state: _ServeState,
+        metrics: _Metrics,
+        prompt: str,
+        model: type[BaseModel] | None,
+    ) -> None:
+        super().__init__(status_code=200)
+        self._state = state
+        self._metrics = metrics
+        self._prompt = prompt
+        self._model = model
+        self._started = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            with self._state.call_slot() as slot:
+                async with trio.open_nursery() as nursery:
+
+                    async def watch() -> None:
+                        await _wait_for_disconnect(receive)
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(watch)
+                    try:
+                        with slot.abort, self._metrics.track() as tracked:
+                            await self._run(slot.supervisor, tracked, scope, receive, send)
+                    finally:
+                        nursery.cancel_scope.cancel()
+                if slot.abort.cancelled_caught:
+                    await self._aborted(scope, receive, send)
+        except _ClientError as refused:
+            await refused.response()(scope, receive, send)
+
+    async def _aborted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Tell the client that the shutdown cut the call short."""
+        if not self._started:
+            await _unavailable(_ABORTED).response()(scope, receive, send)
+            return
+        body = _error_body("unavailable", _ABORTED, DEFAULT_RETRY_AFTER_S)
+        last = _sse("error", body.model_dump_json())
+        await send({"type": "http.response.body", "body": last, "more_body": False})
+
+    async def _run(
+        self, sup: Supervisor, tracked: _Tracked, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        prompt = self._prompt
+        if self._model is not None:
+            prompt += schema_instructions(self._model)
+
+        async def start() -> None:
+            self._started = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+
+        async def emit(chunk: bytes) -> None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        end = await self._relay(sup, prompt, start, emit)
+        final: tuple[str, BaseModel] | None = None
+        if end.result is not None:
+            data: Any = None
+            problem: str | None = None
+            if self._model is not None:
+                data, problem = JSONExtractor().extract_json(end.result.text, self._model)
+            if problem is None:
+                tracked.outcome = "ok"  # before the last send, which may see the disconnect
+                final = ("result", _result_response(end.result, data))
+            else:
+                end = _End(
+                    error=LLMError(
+                        f"the answer did not match the output_schema: {problem}",
+                        ErrorCategory.MALFORMED_OUTPUT,
+                        cli=end.result.cli,
+                        raw_text=end.result.text,
+                    )
+                )
+        if final is None:
+            error = end.error or LLMError("the stream ended without a result", cli=sup.cli.name)
+            tracked.outcome = error.category.value
+            if not self._started:
+                response = _llm_error_response(error)
+                await response(scope, receive, send)
+                return
+            final = ("error", _llm_error_body(error))
+        if not self._started:
+            await start()
+        await send(
+            {
+                "type": "http.response.body",
+                "body": _sse(final[0], final[1].model_dump_json()),
+                "more_body": False,
+            }
+        )
+
+    async def _relay(
+        self,
+        sup: Supervisor,
+        prompt: str,
+        start: Callable[[], Awaitable[None]],
+        emit: Callable[[bytes], Awaitable[None]],
+    ) -> _End:
+        """Send the call's events (starting the response at the first one); return its end."""
+        try:
+            async with sup.stream(prompt) as events:
+                while True:
+                    event: Event | None = None
+                    with trio.move_on_after(SSE_PING_S if self._started else math.inf):
+                        try:
+                            event = await anext(events)
+                        except StopAsyncIteration:
+                            return _End(result=events.result)
+                        except LLMError as error:
+                            return _End(error=error)
+                    if event is None:
+                        await emit(b": ping\n\n")  # silence on an open stream
+                    elif not isinstance(event, FinalResult):  # folded into "result"
+                        if not self._started:
+                            await start()
+                        name = "cli_error" if isinstance(event, ErrorReport) else event.type
+                        await emit(_sse(name, event.model_dump_json()))
+        except LLMError as error:  # the supervisor refused the stream itself
+            return _End(error=error)

@@ -1,0 +1,64 @@
+"""The app's state: its supervisor, draining, and the calls admitted (each abortable)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import attrs
+import trio
+
+from actors import CliSpec
+
+from ..._supervisor import Supervisor
+from ._errors import _unavailable
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """An admitted call: its supervisor, and the scope `_ServeState.abort_calls` cancels."""
+
+    supervisor: Supervisor
+    abort: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+
+_ABORTED = "the server shut down before the call finished"
+
+
+@attrs.define(eq=False)
+class _ServeState:
+    spec: CliSpec
+    supervisor: Supervisor | None = None
+    draining: bool = False
+    _slots: set[_Slot] = attrs.field(factory=set)
+    _idle: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def active(self) -> int:
+        return len(self._slots)
+
+    @contextlib.contextmanager
+    def call_slot(self) -> Iterator[_Slot]:
+        """Admit one call (refused with 503 while starting or draining)."""
+        if self.draining:
+            raise _unavailable("the server is shutting down")
+        if self.supervisor is None:
+            raise _unavailable("the server is not running")
+        slot = _Slot(self.supervisor)
+        self._slots.add(slot)
+        try:
+            yield slot
+        finally:
+            self._slots.discard(slot)
+            if not self._slots:
+                self._idle.set()
+                self._idle = trio.Event()
+
+    async def wait_idle(self) -> None:
+        while self._slots:
+            await self._idle.wait()
+
+    def abort_calls(self) -> None:
+        """Cancel every admitted call; each then answers 503 (or ends its stream so)."""
+        for slot in self._slots:
+            slot.abort.cancel()

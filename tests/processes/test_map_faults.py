@@ -1,0 +1,79 @@
+"""Nothing lost: `map` over random fault plans, with real processes.
+
+Each prompt names its fault; whatever the mix, the concurrency and the interleaving, every
+prompt gets exactly one outcome, in input order, of the category its fault implies, and no
+process survives the map.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervisor import ErrorCategory, LLMError, Result, RetryConfig, TimeoutConfig, open_supervisor
+
+from ..helpers import fake, live_processes_with, marker
+
+# fault name -> (fault-plan rule, expected outcome: None for success, else the category)
+FAULTS: dict[str, tuple[dict[str, object], ErrorCategory | None]] = {
+    "ok": ({}, None),
+    "slow": ({"latency_s": 0.1, "chunks": 6, "chunk_gap_s": 0.02}, None),
+    "noisy": ({"stderr_bytes": 200_000}, None),
+    "bytes": ({"invalid_utf8": True}, None),
+    "garbage": ({"malformed_line": True}, None),
+    "exit": ({"exit_code": 2}, ErrorCategory.RETRYABLE),
+    "crash": ({"crash_after_chunks": 1}, ErrorCategory.RETRYABLE),
+    "auth": ({"auth_failure": True}, ErrorCategory.AUTH_FAILURE),
+    "rate": ({"rate_limit_retry_after_s": 0.01}, ErrorCategory.RATE_LIMIT),
+    "huge": ({"oversized_line_bytes": 100_000}, ErrorCategory.MALFORMED_OUTPUT),
+    "hang": ({"hang_after_chunks": 1}, ErrorCategory.TIMEOUT),
+}
+
+PLAN = {
+    "rules": [{"match": f"[{name}]", **rule} for name, (rule, _) in FAULTS.items() if rule],
+}
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    # At most one stall per example: it costs chunk_receive per attempt.
+    kinds=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=14).filter(
+        lambda kinds: kinds.count("hang") <= 1
+    ),
+    concurrency=st.integers(min_value=1, max_value=8),
+    attempts=st.integers(min_value=1, max_value=2),
+)
+async def test_map_gives_exactly_one_outcome_per_prompt_in_order(
+    kinds: list[str], concurrency: int, attempts: int
+) -> None:
+    token = marker()
+    prompts = [f"[{kind}] {index} {token}" for index, kind in enumerate(kinds)]
+    async with open_supervisor(
+        fake(PLAN, max_line_bytes=50_000),
+        retry=RetryConfig(max_attempts=attempts, initial_delay_ms=1, max_delay_ms=5),
+        # Generous enough that a slow start on a loaded machine is not a stall.
+        timeouts=TimeoutConfig(total_execution=10, chunk_receive=1.5, graceful_shutdown=0.2),
+        concurrency=concurrency,
+    ) as sup:
+        outcomes = await sup.map(prompts)
+        stats = sup.statistics()
+
+    assert len(outcomes) == len(prompts)
+    for kind, prompt, outcome in zip(kinds, prompts, outcomes, strict=True):
+        expected = FAULTS[kind][1]
+        if expected is None:
+            assert isinstance(outcome, Result), f"{prompt}: {outcome}"
+            assert outcome.text == f"echo: {prompt}"  # this prompt's own answer
+        else:
+            assert isinstance(outcome, LLMError), f"{prompt}: {outcome}"
+            assert outcome.category is expected, f"{prompt}: {outcome}"
+            retried = expected in (ErrorCategory.RETRYABLE, ErrorCategory.TIMEOUT)
+            retried = retried or expected is ErrorCategory.RATE_LIMIT
+            assert outcome.attempts == (attempts if retried else 1)
+    assert stats.succeeded + stats.failed == len(prompts)
+    assert stats.in_flight == 0
+    assert live_processes_with(token) == []

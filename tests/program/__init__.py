@@ -1,0 +1,1 @@
+"""The llmsup program, run as a real command or a real server on loopback."""

@@ -1,0 +1,127 @@
+"""Conversations with the real claude, codex and gemini against the emulator.
+
+claude runs warm (one process, one stream-json user message per turn); codex and gemini
+resume their session in a new process per turn. In every case the emulator's log must show
+that each request carried the earlier turns.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors._fakes._emulator import open_emulator
+from actors._fakes._emulator._homes import cli_environment
+from supervisor import RetryConfig, TimeoutConfig, open_supervisor
+
+from ..helpers import MARKER_ENV, live_processes_with_env, marker
+from .test_real_clis import FACTORIES, SKIP_REASON, CliName, _installed, _spec
+
+RETRY = RetryConfig(max_attempts=3, initial_delay_ms=50, max_delay_ms=200)
+TIMEOUTS = TimeoutConfig(total_execution=60, chunk_receive=20, first_output=45, graceful_shutdown=2)
+
+
+def _carried(requests: Sequence[object], prompt: str) -> str:
+    """All message texts of the last request whose prompt was ``prompt``."""
+    matching = [r for r in requests if getattr(r, "prompt", None) == prompt]
+    assert matching, f"the emulator never saw {prompt!r}"
+    return " ".join(m.text for m in matching[-1].messages)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.skipif(not _installed(n), reason=SKIP_REASON))
+        for n in sorted(FACTORIES)
+    ],
+)
+async def test_three_turns_each_carrying_the_earlier_ones(name: CliName, tmp_path: Path) -> None:
+    turns = ["my name is Ada", "I live in Paris", "what do you know about me?"]
+    async with open_emulator() as emulator:
+        env = cli_environment(name, emulator.base_url, tmp_path / "home", inherit=os.environ)
+        spec = _spec(name, env, cwd=str(tmp_path))
+        async with open_supervisor(spec, retry=RETRY, timeouts=TIMEOUTS) as sup:
+            async with sup.conversation() as conv:
+                results = [await conv.send(turn) for turn in turns]
+                mode = conv.mode
+            stats = sup.statistics()
+        requests = list(emulator.requests)
+    assert mode == ("warm" if name == "claude" else "resume")
+    assert [r.text.strip() for r in results] == [f"echo: {t}" for t in turns]
+    assert len({r.session_id for r in results}) == 1
+    second, third = _carried(requests, turns[1]), _carried(requests, turns[2])
+    assert turns[0] in second
+    assert turns[0] in third and turns[1] in third
+    if name == "claude":
+        assert stats.processes_spawned == 1  # one warm process served every turn
+
+
+@pytest.mark.skipif(not _installed("claude"), reason=SKIP_REASON)
+@pytest.mark.parametrize("stored", [True, False], ids=["session-stored", "session-not-stored"])
+async def test_warm_claude_killed_between_turns_recovers_with_its_history(
+    tmp_path: Path, stored: bool
+) -> None:
+    token = marker()
+    async with open_emulator() as emulator:
+        env = cli_environment("claude", emulator.base_url, tmp_path / "home", inherit=os.environ)
+        env[MARKER_ENV] = token
+        spec = _spec("claude", env, cwd=str(tmp_path))
+        async with open_supervisor(spec, retry=RETRY, timeouts=TIMEOUTS) as sup:
+            async with sup.conversation() as conv:
+                first = await conv.send("the secret is 42")
+                if stored:
+                    await trio.sleep(1.0)  # claude stores the session just after a turn
+                for pid in live_processes_with_env(token):
+                    os.kill(pid, signal.SIGKILL)
+                second = await conv.send("what is the secret?")
+            stats = sup.statistics()
+        requests = list(emulator.requests)
+    assert [m.content for m in conv.history][::2] == ["the secret is 42", "what is the secret?"]
+    if stored:
+        # Restarted with --resume: the same session, and the API saw the first turn.
+        assert second.text.strip() == "echo: what is the secret?"
+        assert second.session_id == first.session_id
+        assert "the secret is 42" in _carried(requests, "what is the secret?")
+        assert stats.session_restarts == 0
+    else:
+        # Killed before it stored the session: a new session, our history replayed.
+        assert second.session_id != first.session_id
+        assert "the secret is 42" in requests[-1].prompt
+        assert "what is the secret?" in requests[-1].prompt
+        assert stats.session_restarts == 1
+    assert stats.restarts >= 1
+    assert live_processes_with_env(token) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.skipif(not _installed(n), reason=SKIP_REASON))
+        for n in ("claude", "codex")
+    ],
+)
+async def test_export_load_continue(name: CliName, tmp_path: Path) -> None:
+    saved = tmp_path / "conversation.json"
+    async with open_emulator() as emulator:
+        env = cli_environment(name, emulator.base_url, tmp_path / "home", inherit=os.environ)
+        spec = _spec(name, env, cwd=str(tmp_path))
+        async with (
+            open_supervisor(spec, retry=RETRY, timeouts=TIMEOUTS) as sup,
+            sup.conversation() as conv,
+        ):
+            first = await conv.send("remember: blue")
+            conv.export_history(saved)
+        async with (
+            open_supervisor(spec, retry=RETRY, timeouts=TIMEOUTS) as sup,
+            sup.conversation(history=saved) as again,
+        ):
+            second = await again.send("which colour?")
+        requests = list(emulator.requests)
+    assert second.session_id == first.session_id
+    assert "remember: blue" in _carried(requests, "which colour?")
+    assert again.turn_count == 2

@@ -1,0 +1,1 @@
+"""Pure policies, parsers and classifiers: no processes, time injected or simulated."""
