@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real claude, codex and gemini CLIs into ./.clis (git-ignored) for the
 # end-to-end tests. Versions are pinned: the provider emulator is verified against them.
-# Without npm this prints why and exits 0; the tests that need the CLIs then skip.
+# Without npm this prints why and exits 0, and the tests that need the CLIs then skip;
+# under LLMSUP_REQUIRE_REAL_CLIS=1 (as in .ci/run) it fails instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,10 @@ PACKAGES=(
 BIN=.clis/node_modules/.bin
 
 if ! command -v npm >/dev/null 2>&1; then
+  if [ "${LLMSUP_REQUIRE_REAL_CLIS:-0}" != "0" ]; then
+    echo "install-clis: npm not found, and LLMSUP_REQUIRE_REAL_CLIS=1 requires the real CLIs" >&2
+    exit 1
+  fi
   echo "install-clis: npm not found; the end-to-end tests with the real CLIs will be skipped" >&2
   exit 0
 fi

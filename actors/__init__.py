@@ -16,6 +16,7 @@ from ._clis._claude import claude as claude
 from ._clis._codex import CodexAdapter as CodexAdapter
 from ._clis._codex import CodexClassifier as CodexClassifier
 from ._clis._codex import codex as codex
+from ._clis._command import command as command
 from ._clis._discovery import cli_search_description as cli_search_description
 from ._clis._discovery import find_executable as find_executable
 from ._clis._gemini import GeminiAdapter as GeminiAdapter
@@ -38,14 +39,13 @@ from ._events import ToolResult as ToolResult
 from ._events import ToolUse as ToolUse
 from ._events import Usage as Usage
 from ._events import UsageReport as UsageReport
-from ._factories import command as command
-from ._factories import fake as fake
 from ._fakes._plan import FaultPlan as FaultPlan
 from ._fakes._plan import FaultRule as FaultRule
+from ._fakes._spec import fake as fake
 from ._messages import ActorDone as ActorDone
 from ._messages import CallOutcome as CallOutcome
 from ._process import run_process_actor as run_process_actor
-from ._process import stop_process_tree as stop_process_tree
+from ._spawn import stop_process_tree as stop_process_tree
 from ._spec import Adapter as Adapter
 from ._spec import Classifier as Classifier
 from ._spec import CliSpec as CliSpec

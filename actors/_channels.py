@@ -1,5 +1,6 @@
-"""Memory-channel hand-offs without a scheduler round trip when none is needed.
+"""Speed trick: memory-channel hand-offs without a scheduler round trip when none is needed.
 
+One of the measured tricks listed in `actors._spawn` (``bench/overhead.py``).
 ``await channel.send(x)`` always yields to the scheduler, even when the buffer has room;
 with three or four messages per call that is a measurable share of a short call's cost.
 These try the non-blocking form first and block (with its checkpoint) only when they must,

@@ -1,7 +1,11 @@
-"""The one public exception type, `LLMError`, and its categories.
+"""The public exception type, `LLMError`, and its categories.
 
-Flat on purpose (as in httpcore): callers branch on ``error.category``, not on a class tree.
-Every message and stderr tail is redacted at construction, so no code path can leak a key.
+Callers branch on ``error.category`` (an `ErrorCategory`): it is the one switch for what
+to do next (retry, back off, give up). Unlike httpcore, whose exceptions form a small class
+tree, `LLMError` is kept flat: a subclass exists only where a caller must catch one case
+apart from every other (`RestartIntensityExceeded`, `WarmProcessDied`), never to stand in
+for a category. Every message and stderr tail is redacted at construction, so no code path
+can leak a key; a layer that knows more raises `LLMError.evolve` (a changed copy).
 """
 
 from __future__ import annotations
@@ -169,3 +173,7 @@ class RestartIntensityExceeded(LLMError):
         super().__init__(message, ErrorCategory.PERMANENT)
         self.restarts = restarts
         self.period = period
+
+
+class WarmProcessDied(LLMError):
+    """The warm process ended while it should have been serving (restart it)."""

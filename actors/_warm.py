@@ -17,26 +17,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
 
-from ._errors import ErrorCategory, LLMError
+from ._errors import ErrorCategory, LLMError, WarmProcessDied
 from ._events import ErrorReport, Event, FinalResult
-from ._framing import LineFramer, LineTooLong
-from ._messages import ActorDone, ActorMessage, CallOutcome
-from ._process import (
-    TailBuffer,
-    outcome_from_events,
-    spawn_cli,
-    stop_process_tree,
-)
+from ._messages import ActorDone, ActorMessage
 from ._registry import forget_group, record_group
-from ._spec import CliSpec, ProcessExit, WarmLaunch
+from ._spawn import PipeReads, TailBuffer, end_process, pump_stderr, read_events, spawn_cli
+from ._spec import CliSpec, WarmLaunch
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
+from ._verdict import ReaderFailure, TurnEvidence, TurnStop, turn_verdict
 
-logger = logging.getLogger("llmsup.session")
+logger = logging.getLogger("llmsup.warm")
+
+# What the stdout reader hands the turns: events, then None at EOF or why reading stopped.
+StdoutItem = Event | ReaderFailure | None
 
 
 @attrs.frozen
@@ -45,10 +43,6 @@ class Turn:
 
     prompt: str
     reply: trio.MemorySendChannel[ActorMessage]
-
-
-class WarmProcessDied(LLMError):
-    """The warm process ended while it should have been serving (restart it)."""
 
 
 async def run_warm_process(
@@ -76,10 +70,7 @@ async def run_warm_process(
             on_spawn(proc.pid)
         await _serve(spec, launch, proc, inbox, timeouts, on_session)
     finally:
-        with trio.CancelScope(shield=True):
-            await stop_process_tree(
-                proc, timeouts.graceful_shutdown, spec.name, close_stdin_first=True
-            )
+        await end_process(proc, timeouts.graceful_shutdown, spec.name, close_stdin_first=True)
         forget_group(record)
 
 
@@ -93,12 +84,13 @@ async def _serve(
 ) -> None:
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stderr = TailBuffer(spec.stderr_tail_bytes)
+    reads = PipeReads()
     # stdout is parsed continuously; each turn consumes events up to its FinalResult.
-    send_events, receive_events = trio.open_memory_channel[Event | None | LLMError](64)
+    send_events, receive_events = trio.open_memory_channel[StdoutItem](64)
     died: WarmProcessDied | None = None
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_pump_stderr, proc.stderr, stderr)
-        nursery.start_soon(_pump_events, spec, proc.stdout, send_events)
+        nursery.start_soon(pump_stderr, proc.stderr, stderr, reads)
+        nursery.start_soon(_pump_events, spec, proc.stdout, reads, send_events)
         while died is None:
             try:
                 turn = await inbox.receive()
@@ -117,95 +109,77 @@ async def _one_turn(
     launch: WarmLaunch,
     proc: trio.Process,
     turn: Turn,
-    events: trio.MemoryReceiveChannel[Event | LLMError | None],
+    events: trio.MemoryReceiveChannel[StdoutItem],
     stderr: TailBuffer,
     config: TimeoutConfig,
     on_session: Callable[[str], None] | None,
 ) -> WarmProcessDied | None:
     """Serve one turn; returns why the process must be replaced, if it must."""
-    assert proc.stdin is not None
     timeouts = ProgressiveTimeoutManager(config)
     timeouts.start()
     seen: list[Event] = []
-    failure: LLMError | None = None
-    with trio.CancelScope(deadline=timeouts.total_deadline) as turn_scope:
-        try:
-            await proc.stdin.send_all(launch.encode_turn(turn.prompt))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            failure = _died(spec, proc, stderr, "before the turn could be sent")
-        while failure is None:
-            with trio.move_on_at(timeouts.chunk_deadline) as silence:
-                item = await events.receive()
-            if silence.cancelled_caught:
-                failure = LLMError(
-                    timeouts.silence_message(spec.name),
-                    ErrorCategory.TIMEOUT,
-                    stderr=stderr.text(),
-                    cli=spec.name,
-                )
-                break
-            if isinstance(item, LLMError):
-                failure = item
-                break
-            if item is None:
-                failure = _died(spec, proc, stderr, "mid-turn")
-                break
-            timeouts.activity()
-            seen.append(item)
-            await _forward(turn, item)
-            if isinstance(item, ErrorReport) and item.terminal:
-                failure = _classified(spec, seen, stderr) or _died(spec, proc, stderr, "")
-                break
-            if isinstance(item, FinalResult):
-                break
-    if turn_scope.cancelled_caught:
-        failure = LLMError(
-            f"{spec.name} did not finish the turn within total_execution="
-            f"{config.total_execution:g}s",
-            ErrorCategory.TIMEOUT,
-            stderr=stderr.text(),
-            cli=spec.name,
-        )
-    if failure is None:
-        failure = _classified(spec, seen, stderr)
-    if failure is not None:
-        await _finish(turn, ActorDone(error=failure))
+    # What stands if the turn's deadline cuts it short.
+    stop: TurnStop = TurnStop.TIMED_OUT
+    failure: ReaderFailure | None = None
+    with trio.CancelScope(deadline=timeouts.total_deadline):
+        stop, failure = await _follow_turn(spec, launch, proc, turn, events, timeouts, seen)
+    evidence = TurnEvidence(
+        stop=stop,
+        events=tuple(seen),
+        stderr_tail=stderr.text(),
+        pid=proc.pid,
+        exit_code=proc.poll(),
+        failure=failure,
+        total_execution=config.total_execution,
+    )
+    verdict = turn_verdict(spec, evidence)
+    if isinstance(verdict, LLMError):
+        await _finish(turn, ActorDone(error=verdict))
         # After a timeout, a crash or a refused request the process state is unknown.
         return WarmProcessDied(
-            f"warm {spec.name} process replaced: {failure.message}",
+            f"warm {spec.name} process replaced: {verdict.message}",
             ErrorCategory.RETRYABLE,
             cli=spec.name,
         )
-    outcome: CallOutcome = outcome_from_events(tuple(seen), 0, proc.pid)
-    if outcome.session_id and on_session is not None:
-        on_session(outcome.session_id)
-    await _finish(turn, ActorDone(outcome=outcome))
+    if verdict.session_id and on_session is not None:
+        on_session(verdict.session_id)
+    await _finish(turn, ActorDone(outcome=verdict))
     return None
 
 
-def _classified(spec: CliSpec, seen: list[Event], stderr: TailBuffer) -> LLMError | None:
-    return spec.classifier.classify(
-        ProcessExit(
-            cli=spec.name,
-            exit_code=0,
-            stderr_tail=stderr.text(),
-            events=tuple(seen),
-            secrets=spec.secrets(),
-        )
-    )
-
-
-def _died(spec: CliSpec, proc: trio.Process, stderr: TailBuffer, when: str) -> LLMError:
-    code = proc.poll()
-    status = f" (exit code {code})" if code is not None else ""
-    return LLMError(
-        f"warm {spec.name} process ended {when}{status}".replace("  ", " "),
-        ErrorCategory.RETRYABLE,
-        exit_code=code,
-        stderr=stderr.text(),
-        cli=spec.name,
-        secrets=spec.secrets(),
-    )
+async def _follow_turn(
+    spec: CliSpec,
+    launch: WarmLaunch,
+    proc: trio.Process,
+    turn: Turn,
+    events: trio.MemoryReceiveChannel[StdoutItem],
+    timeouts: ProgressiveTimeoutManager,
+    seen: list[Event],
+) -> tuple[TurnStop, ReaderFailure | None]:
+    """Send the turn, then forward its events into ``seen`` and the reply until it stops."""
+    assert proc.stdin is not None
+    try:
+        await proc.stdin.send_all(launch.encode_turn(turn.prompt))
+    except _GONE:
+        return TurnStop.NOT_SENT, None
+    while True:
+        with trio.move_on_at(timeouts.chunk_deadline) as silence:
+            item = await events.receive()
+        if silence.cancelled_caught:
+            return TurnStop.FAILED, ReaderFailure(
+                timeouts.silence_message(spec.name), ErrorCategory.TIMEOUT
+            )
+        if isinstance(item, ReaderFailure):
+            return TurnStop.FAILED, item
+        if item is None:
+            return TurnStop.DIED, None
+        timeouts.activity()
+        seen.append(item)
+        await _forward(turn, item)
+        if isinstance(item, ErrorReport) and item.terminal:
+            return TurnStop.TERMINAL_REPORT, None
+        if isinstance(item, FinalResult):
+            return TurnStop.RESULT, None
 
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
@@ -223,35 +197,20 @@ async def _finish(turn: Turn, done: ActorDone) -> None:
     turn.reply.close()
 
 
-async def _pump_stderr(stream: trio.abc.ReceiveStream, tail: TailBuffer) -> None:
-    while chunk := await stream.receive_some(65536):
-        tail.write(bytes(chunk))
-
-
 async def _pump_events(
     spec: CliSpec,
     stream: trio.abc.ReceiveStream,
-    send: trio.MemorySendChannel[Event | LLMError | None],
+    reads: PipeReads,
+    send: trio.MemorySendChannel[StdoutItem],
 ) -> None:
-    framer = LineFramer(spec.max_line_bytes)
-    adapter = spec.adapter_factory()
+    async def deliver(events: Sequence[Event]) -> None:
+        for event in events:
+            await send.send(event)
+
     async with send:
-        try:
-            while chunk := await stream.receive_some(65536):
-                for line in framer.feed(bytes(chunk)):
-                    for event in adapter.parse_line(line):
-                        await send.send(event)
-            for line in framer.finish():
-                for event in adapter.parse_line(line):
-                    await send.send(event)
-        except LineTooLong as exc:
-            await send.send(
-                LLMError(
-                    f"{spec.name} printed a line longer than max_line_bytes={spec.max_line_bytes}",
-                    ErrorCategory.MALFORMED_OUTPUT,
-                    original_error=exc,
-                    cli=spec.name,
-                )
-            )
-            return
-        await send.send(None)
+        # The adapter's ``finish`` is not called: a warm process's output ends only when
+        # the process dies, and the turn in progress fails then whatever was buffered.
+        await send.send(await read_events(spec, stream, reads, spec.adapter_factory(), deliver))
+
+
+__all__ = ["Turn", "WarmProcessDied", "run_warm_process"]

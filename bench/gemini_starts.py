@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import actors
 from actors._fakes._emulator import open_emulator
 from actors._fakes._emulator._homes import cli_environment
-from supervisor import RetryConfig, TimeoutConfig, open_supervisor
+from supervisor import RetryConfig, TimeoutConfig
+from supervisor._engine import open_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DIR = Path(os.environ.get("LLMSUP_CLI_DIR") or ROOT / ".clis" / "node_modules" / ".bin")
@@ -37,7 +38,8 @@ async def one_round(base_url: str, concurrency: int, shared: bool, scratch: Path
     binary = str(CLI_DIR / "gemini")
     spec = actors.gemini(binary, cwd=str(scratch))
     timeouts = TimeoutConfig(total_execution=120, chunk_receive=120)
-    async with open_supervisor(spec, retry=RetryConfig(max_attempts=1), timeouts=timeouts) as sup:
+    # The engine: each call runs its own spec (its own home).
+    async with open_engine(spec, retry=RetryConfig(max_attempts=1), timeouts=timeouts) as engine:
 
         async def call(index: int) -> None:
             home = scratch / ("home" if shared else f"home-{index}")
@@ -50,7 +52,7 @@ async def one_round(base_url: str, concurrency: int, shared: bool, scratch: Path
                 if not first:
                     first.append(trio.current_time() - began)
 
-            await sup.run_call(f"start {index}", on_event, spec=own)
+            await engine.run_call(f"start {index}", on_event, spec=own)
             starts.append(first[0])
 
         async with trio.open_nursery() as nursery:

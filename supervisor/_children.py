@@ -22,7 +22,7 @@ from actors import RestartIntensityExceeded
 
 from ._policy._intensity import RestartBackoff, RestartType
 
-logger = logging.getLogger("llmsup")
+logger = logging.getLogger("llmsup.engine")
 
 
 @attrs.frozen

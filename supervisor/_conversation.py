@@ -23,22 +23,22 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 import trio
 
-from actors import CliSpec, Event, LLMError
+from actors import CliSpec, LLMError
 from actors.lowlevel import ActorMessage, CallOutcome, Turn, run_warm_process
 
+from ._engine import EVENT_BUFFER, Engine, OnEvent, TaskHandle, relay_until_done
 from ._history import ConversationManager, Message, render_replay_prompt
 from ._policy._intensity import RestartType
+from ._policy._session import TurnRecovery, recover_turn
 from ._result import Result
-from ._supervisor import EVENT_BUFFER, OnEvent, Supervisor, TaskHandle, relay_until_done
 
-logger = logging.getLogger("llmsup")
+logger = logging.getLogger("llmsup.conversation")
 
 Mode = Literal["auto", "warm", "resume", "replay"]
 
@@ -53,7 +53,7 @@ class Conversation:
 
     def __init__(
         self,
-        sup: Supervisor,
+        engine: Engine,
         *,
         system_prompt: str | None,
         max_turns: int | None,
@@ -61,8 +61,8 @@ class Conversation:
         mode: Mode = "auto",
         manager: ConversationManager | None = None,
     ) -> None:
-        self._sup = sup
-        self.spec = sup.cli
+        self._engine = engine
+        self.spec = engine.cli
         session = self.spec.session
         if mode == "auto":
             mode = "warm" if session and session.warm else "resume" if session else "replay"
@@ -110,31 +110,40 @@ class Conversation:
         async with self._lock:
             self._manager.check_can_send()
             if self.mode == "replay":
-                result = await self._sup.run_call(
-                    render_replay_prompt(self._manager.state, text), _ignore
-                )
+                prompt = render_replay_prompt(self._manager.state, text)
+                result = await self._engine.run_call(prompt)
             else:
-                try:
-                    result = await self._send_in_session(self._first_turn_text(text))
-                except LLMError as error:
-                    if not (self.session_id and session_lost(error)):
-                        raise
-                    result = await self._restart_session(text, error)
+                result = await self._send_with_recovery(text)
             trimmed_before = self._manager.trimmed_turns
             self._manager.record_turn(
                 text, result.text, session_id=result.session_id, cli=self.spec.name
             )
-            self._sup.counters.trimmed_turns += self._manager.trimmed_turns - trimmed_before
+            self._engine.note_trimmed(self._manager.trimmed_turns - trimmed_before)
             return result
+
+    async def _send_with_recovery(self, text: str) -> Result:
+        prompt = self._first_turn_text(text)
+        restarted = False
+        while True:
+            try:
+                return await self._send_in_session(prompt)
+            except LLMError as error:
+                # The session as it stands after the failure (a warm turn may have set it).
+                verdict = recover_turn(error, session_id=self.session_id, restarted=restarted)
+                if verdict is TurnRecovery.FAIL:
+                    raise
+                lost = error
+            prompt = await self._start_new_session(text, lost)
+            restarted = True
 
     async def _send_in_session(self, prompt: str) -> Result:
         if self.mode == "resume":
-            return await self._sup.run_call(prompt, _ignore, spec=self._resume_spec())
+            return await self._engine.run_call(prompt, spec=self._resume_spec())
         return await self._send_warm(prompt)
 
-    async def _restart_session(self, text: str, error: LLMError) -> Result:
-        """The CLI lost the session (it died before storing it): start a new one, with
-        the history we kept replayed into its first turn, so nothing is forgotten."""
+    async def _start_new_session(self, text: str, error: LLMError) -> str:
+        """The CLI lost the session (it died before storing it): forget it, and return the
+        new session's first prompt, with the kept history replayed so nothing is forgotten."""
         logger.warning(
             "%s no longer knows session %s (%s); replaying %d turns into a new session",
             self.spec.name,
@@ -145,8 +154,8 @@ class Conversation:
         )
         await self.aclose()  # a warm process must not restart with the lost id
         del self._manager.state.session_ids[self.spec.name]
-        self._sup.counters.session_restarts += 1
-        return await self._send_in_session(render_replay_prompt(self._manager.state, text))
+        self._engine.note_session_restart()
+        return render_replay_prompt(self._manager.state, text)
 
     def _first_turn_text(self, text: str) -> str:
         # Sessions remember the system prompt after the first turn.
@@ -162,7 +171,7 @@ class Conversation:
 
     async def _send_warm(self, prompt: str) -> Result:
         if self._warm is None:
-            self._warm = await self._sup.start_child(
+            self._warm = await self._engine.start_child(
                 self._run_warm, name=f"warm-{self.spec.name}", restart=RestartType.PERMANENT
             )
 
@@ -171,7 +180,7 @@ class Conversation:
             await self._inbox_send.send(Turn(prompt, reply_send))
             return await relay_until_done(reply_receive, on_event, self.spec.name)
 
-        return await self._sup.run_call(prompt, _ignore, spec=self.spec, runner=hand_over)
+        return await self._engine.run_call(prompt, spec=self.spec, runner=hand_over)
 
     async def _run_warm(self) -> None:
         session = self.spec.session
@@ -181,8 +190,8 @@ class Conversation:
             self.spec,
             launch,
             self._inbox_receive,
-            self._sup.timeouts,
-            on_spawn=self._sup.note_spawn,
+            self._engine.timeouts,
+            on_spawn=self._engine.note_spawn,
             on_session=self._note_session,
         )
 
@@ -207,19 +216,3 @@ class Conversation:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-_SESSION_LOST = re.compile(
-    r"no conversation found|(?:session|thread|conversation)\b[^\n]{0,80}\bnot found"
-    r"|unknown session|no such (?:session|thread)|invalid session",
-    re.IGNORECASE,
-)
-
-
-def session_lost(error: LLMError) -> bool:
-    """True when a CLI says it does not know the session it was asked to continue."""
-    return bool(_SESSION_LOST.search(error.message) or _SESSION_LOST.search(error.stderr))
-
-
-async def _ignore(_event: Event) -> None:
-    return None

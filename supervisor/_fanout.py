@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -21,10 +20,9 @@ from pydantic import BaseModel
 from actors import ErrorCategory, LLMError
 from actors.lowlevel import send_soon
 
+from ._engine import Engine
 from ._result import Result
-
-if TYPE_CHECKING:
-    from ._supervisor import Supervisor
+from ._structured import ask
 
 Prompts = Iterable[str] | AsyncIterable[str]
 # Prompts read ahead of the workers, per concurrency slot: enough to keep every slot busy
@@ -81,11 +79,11 @@ class MapStream:
 
 @asynccontextmanager
 async def map_stream(
-    sup: Supervisor, prompts: Prompts, output: type[BaseModel] | None = None
+    engine: Engine, prompts: Prompts, output: type[BaseModel] | None = None
 ) -> AsyncIterator[MapStream]:
     """``async with sup.map_stream(prompts) as results: async for done in results: ...``."""
-    send, receive = trio.open_memory_channel[Completed | _Failed](sup.concurrency)
-    handle = await sup.host(_pump, sup, prompts, output, send)
+    send, receive = trio.open_memory_channel[Completed | _Failed](engine.concurrency)
+    handle = await engine.host(_pump, engine, prompts, output, send)
     try:
         yield MapStream(receive)
     finally:
@@ -94,17 +92,17 @@ async def map_stream(
 
 
 async def _pump(
-    sup: Supervisor,
+    engine: Engine,
     prompts: Prompts,
     output: type[BaseModel] | None,
     send: trio.MemorySendChannel[Completed | _Failed],
 ) -> None:
-    slots = trio.Semaphore(sup.concurrency * READ_AHEAD_PER_SLOT)
+    slots = trio.Semaphore(engine.concurrency * READ_AHEAD_PER_SLOT)
 
     async def one(index: int, prompt: str) -> None:
         try:
             try:
-                outcome: Result | LLMError = await sup.ask(prompt, output)
+                outcome: Result | LLMError = await ask(engine, prompt, output)
             except LLMError as error:
                 outcome = error
             # The reader may have left early; then the outcome has nowhere to go.
@@ -140,12 +138,12 @@ async def _pump(
 
 
 async def map_in_order(
-    sup: Supervisor, prompts: Iterable[str], output: type[BaseModel] | None = None
+    engine: Engine, prompts: Iterable[str], output: type[BaseModel] | None = None
 ) -> list[Result | LLMError]:
     """Every prompt's outcome, in input order (see `Supervisor.map`)."""
     items = list(prompts)
     outcomes: list[Result | LLMError | None] = [None] * len(items)
-    async with map_stream(sup, items, output) as results:
+    async with map_stream(engine, items, output) as results:
         async for done in results:
             outcomes[done.index] = done.outcome
     missing = [i for i, outcome in enumerate(outcomes) if outcome is None]

@@ -25,6 +25,7 @@ pydantic errors of the candidate that came closest to the model.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -140,7 +141,7 @@ class JSONExtractor:
     def _extract(
         self, text: str, model: type[BaseModel] | None, strict: bool
     ) -> tuple[Any, BaseModel | None, str | None]:
-        run = _Run(self, text, model)
+        run = _ExtractionRun(self, text, model)
         for value in run.strict_candidates():
             if run.offer(value, repaired=False):
                 return run.data, run.instance, None
@@ -311,7 +312,7 @@ def _format_validation(exc: ValidationError) -> tuple[int, str]:
     return len(errors), "; ".join(parts)
 
 
-class _Run:
+class _ExtractionRun:
     """The state of one extraction: candidates offered, failures seen, the result."""
 
     def __init__(self, extractor: JSONExtractor, text: str, model: type[BaseModel] | None) -> None:
@@ -359,9 +360,18 @@ class _Run:
 
     def strict_candidates(self) -> Iterator[Any]:
         """Steps 1 and 2: fenced blocks, then a raw_decode scan of the whole text."""
-        text = self.text
         decoded: list[tuple[int, int]] = []  # fence bodies already parsed
-        count = 0
+        # chain() is lazy: the scan starts once every fence has been looked at.
+        values = itertools.chain(self._fenced(decoded), self._scanned(decoded))
+        for count, value in enumerate(values, start=1):
+            yield value
+            if count >= self.x.max_candidates:
+                self.capped = True
+                return
+
+    def _fenced(self, decoded: list[tuple[int, int]]) -> Iterator[Any]:
+        """JSON objects and arrays in fenced blocks; their spans go into ``decoded``."""
+        text = self.text
         for fence in self.fences:
             if not fence.jsonish:
                 continue
@@ -380,12 +390,11 @@ class _Run:
                 continue
             if isinstance(value, dict | list):
                 decoded.append((fence.start, fence.end))
-                count += 1
                 yield value
-                if count >= self.x.max_candidates:
-                    self.capped = True
-                    return
 
+    def _scanned(self, decoded: list[tuple[int, int]]) -> Iterator[Any]:
+        """JSON objects and arrays found by scanning the text outside ``decoded`` fences."""
+        text = self.text
         pos, skip = 0, 0
         while (m := _OPEN_RE.search(text, pos)) is not None:
             start = m.start()
@@ -417,13 +426,8 @@ class _Run:
                 pos = self.matched_end(start) or len(text)
                 continue
             pos = max(end, start + 1)
-            if not isinstance(value, dict | list):  # pragma: no cover - starts at a bracket
-                continue
-            count += 1
-            yield value
-            if count >= self.x.max_candidates:
-                self.capped = True
-                return
+            if isinstance(value, dict | list):  # pragma: no branch - starts at a bracket
+                yield value
 
     def _scan_failed(self, start: int, message: str, at: int) -> None:
         if self.scan_failure is None or at - start > self.scan_failure.progress:

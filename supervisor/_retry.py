@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
+import attrs
 import trio
 
 from actors import LLMError
 
-from ._policy._backoff import RetryConfig, retry_delay, should_retry
+from ._policy._backoff import RetryConfig
 from ._policy._budget import RetryBudgetTracker
+from ._policy._retry_verdict import RetryAfter, retry_verdict
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -24,13 +26,23 @@ T = TypeVar("T")
 RetryListener = Callable[[LLMError, int, float], None]
 
 
+@attrs.frozen
+class Attempted(Generic[T]):
+    """What a successful `RetryHandler.run_counted` returns: the value, and after how many
+    attempts it came."""
+
+    value: T
+    attempts: int
+
+
 class RetryHandler:
     """Retries an async callable on retryable `LLMError`s, with backoff and full jitter.
 
     Only `LLMError`s whose category is in ``config.retry_on`` are retried; any other
     exception, and `trio.Cancelled`, propagates at once. A ``retry_after`` hint replaces the
-    computed delay, capped by ``config.max_retry_after_s``. The final error gets
-    ``attempts`` set to the number of attempts made.
+    computed delay, capped by ``config.max_retry_after_s``. The final error says how many
+    attempts were made (``attempts``): it is a copy of the last attempt's error when that
+    one said otherwise, never the caught error changed.
 
     Cancellation: cancelling during a backoff sleep or an attempt stops the loop at once.
     """
@@ -70,24 +82,38 @@ class RetryHandler:
         ``may_retry`` can veto a retry the policy would allow (a stream that already
         delivered text to its reader must not start over).
         """
+        return (await self.run_counted(attempt_fn, may_retry=may_retry)).value
+
+    async def run_counted(
+        self,
+        attempt_fn: Callable[[int], Awaitable[T]],
+        *,
+        may_retry: Callable[[LLMError], bool] | None = None,
+        on_retry: RetryListener | None = None,
+    ) -> Attempted[T]:
+        """`run`, returning the attempt count with the value; ``on_retry`` (instead of the
+        handler's listener) hears of each retry as ``(error, attempt, delay)``."""
+        listener = on_retry or self._on_retry
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await attempt_fn(attempt)
+                return Attempted(await attempt_fn(attempt), attempt)
             except LLMError as error:
-                error.attempts = attempt
-                if not should_retry(self.config, error, attempt):
-                    raise
-                if may_retry is not None and not may_retry(error):
-                    raise
-                if self._budget is not None and not self._budget.try_retry():
-                    error.message += (
-                        f" [not retried: the retry budget ({self._budget.budget.describe()})"
-                        " is spent]"
-                    )
-                    raise
-                delay = retry_delay(self.config, error, attempt - 1, self._rng)
-                if self._on_retry is not None:
-                    self._on_retry(error, attempt, delay)
-                await trio.sleep(delay)
+                verdict = retry_verdict(
+                    self.config,
+                    error,
+                    attempt,
+                    rng=self._rng,
+                    budget=self._budget,
+                    may_retry=may_retry,
+                )
+                if not isinstance(verdict, RetryAfter):
+                    if verdict.error is error:
+                        raise
+                    # The complete error replaces the caught one, keeping its cause and
+                    # traceback; the caught one (the same, less complete) is not context.
+                    raise verdict.error.with_traceback(error.__traceback__) from error.__cause__
+                if listener is not None:
+                    listener(error, attempt, verdict.delay)
+            await trio.sleep(verdict.delay)

@@ -9,7 +9,8 @@ import attrs
 
 from actors import ErrorCategory
 
-from ._policy._breaker import CircuitState
+from ._policy._breaker import CircuitBreaker, CircuitState
+from ._policy._budget import RetryBudgetTracker
 
 
 @attrs.frozen
@@ -38,11 +39,12 @@ class SupervisorStatistics:
 
 @attrs.define
 class Counters:
-    """Mutable counters; only the supervisor writes them."""
+    """Mutable counters of one supervisor; only its engine writes them (features report
+    through the engine's ``note_*`` methods), and `snapshot` reads them."""
 
     in_flight: int = 0
     started: int = 0
-    succeeded: int = 0
+    succeeded: int = 0  # calls that returned a result, before any answer check
     failed: int = 0
     failures_by_category: Counter[str] = attrs.Factory(Counter)
     retries: int = 0
@@ -53,12 +55,42 @@ class Counters:
     trimmed_turns: int = 0
     reasks: int = 0
     session_restarts: int = 0
+    # Calls that returned, whose answer then did not validate: statistics report each one
+    # as a malformed failure instead of a success.
+    answers_rejected: int = 0
 
     def call_failed(self, category: ErrorCategory) -> None:
         self.failed += 1
         self.failures_by_category[category.value] += 1
 
-    def answer_rejected(self) -> None:
-        """A call that succeeded but whose answer did not validate: a malformed failure."""
-        self.succeeded -= 1
-        self.call_failed(ErrorCategory.MALFORMED_OUTPUT)
+    def snapshot(
+        self,
+        cli: str,
+        concurrency: int,
+        breaker: CircuitBreaker | None,
+        budget: RetryBudgetTracker | None,
+    ) -> SupervisorStatistics:
+        """The frozen `SupervisorStatistics` of these counters and the policies' state."""
+        failures = Counter(self.failures_by_category)
+        if self.answers_rejected:
+            failures[ErrorCategory.MALFORMED_OUTPUT.value] += self.answers_rejected
+        return SupervisorStatistics(
+            cli=cli,
+            concurrency=concurrency,
+            in_flight=self.in_flight,
+            started=self.started,
+            succeeded=self.succeeded - self.answers_rejected,
+            failed=self.failed + self.answers_rejected,
+            failures_by_category=dict(failures),
+            retries=self.retries,
+            restarts=self.restarts,
+            processes_spawned=self.processes_spawned,
+            breaker_rejections=self.breaker_rejections,
+            breaker_waits=self.breaker_waits,
+            trimmed_turns=self.trimmed_turns,
+            reasks=self.reasks,
+            session_restarts=self.session_restarts,
+            breaker_state=breaker.state if breaker else None,
+            breaker_opened=breaker.opened_count if breaker else 0,
+            retries_refused=budget.refused if budget else 0,
+        )

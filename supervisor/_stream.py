@@ -1,12 +1,16 @@
-"""`ResponseStream`: the reader side of ``Supervisor.stream``."""
+"""``Supervisor.stream``: the task that runs the call (`pump_stream`) and the reader side
+(`ResponseStream`)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import attrs
 import trio
 
-from actors import Event, LLMError
+from actors import Event, LLMError, TextDelta
 
+from ._engine import Engine
 from ._result import Result
 
 
@@ -54,3 +58,39 @@ class ResponseStream:
             pass
         assert self.result is not None
         return self.result.text
+
+
+async def pump_stream(
+    engine: Engine, prompt: str, send: trio.MemorySendChannel[Event | StreamEnd]
+) -> None:
+    """Run one call, sending its events and then its `StreamEnd` to the reader.
+
+    A failed attempt is retried only while no text has reached the reader.
+    """
+    forward = _Forward(send)
+    async with send:
+        try:
+            result = await engine.run_call(prompt, forward, may_retry=forward.may_retry)
+        except LLMError as error:
+            end = StreamEnd(error=error)
+        else:
+            end = StreamEnd(result=result)
+        # The reader may have left early; then there is nobody to tell.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await send.send(end)
+
+
+class _Forward:
+    """Sends events on to the reader and remembers whether any text went out."""
+
+    def __init__(self, send: trio.MemorySendChannel[Event | StreamEnd]) -> None:
+        self._send = send
+        self._delivered_text = False
+
+    async def __call__(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self._delivered_text = True
+        await self._send.send(event)
+
+    def may_retry(self, _error: LLMError) -> bool:
+        return not self._delivered_text

@@ -10,17 +10,15 @@ retries). When the cap is reached the error is MALFORMED_OUTPUT and keeps the la
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
 from actors import ErrorCategory, LLMError
 
+from ._engine import Engine
 from ._json import JSONExtractor, schema_instructions
 from ._result import Result
-
-if TYPE_CHECKING:
-    from ._supervisor import Supervisor
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,8 +37,21 @@ def reask_prompt(prompt: str, instructions: str, answer: str, problem: str) -> s
     )
 
 
+async def ask(
+    engine: Engine,
+    prompt: str,
+    output: type[BaseModel] | None = None,
+    *,
+    max_reasks: int = DEFAULT_MAX_REASKS,
+) -> Result:
+    """One call (``Supervisor.ask``): plain, or validated as ``output`` when given."""
+    if output is not None:
+        return await ask_structured(engine, prompt, output, max_reasks=max_reasks)
+    return await engine.run_call(prompt)
+
+
 async def ask_structured(
-    sup: Supervisor,
+    engine: Engine,
     prompt: str,
     output: type[M],
     *,
@@ -53,21 +64,21 @@ async def ask_structured(
     extractor = JSONExtractor()
     schema = output.model_json_schema()
     instructions = schema_instructions(output)
-    spec = sup.cli.output_schema(schema) if sup.cli.output_schema else sup.cli
+    cli = engine.cli
+    spec = cli.output_schema(schema) if cli.output_schema else cli
     attempts = 0
     current = prompt + instructions
     for reask in range(max_reasks + 1):
-        result = await sup.run_call(current, _ignore, spec=spec)
+        result = await engine.run_call(current, spec=spec)
         attempts += result.attempts
         data, problem = extractor.extract_json(_answer_text(result), output, strict=strict)
-        if problem is not None:
-            sup.counters.answer_rejected()
         if problem is None:
             return result.model_copy(
                 update={"data": output.model_validate(data), "reasks": reask, "attempts": attempts}
             )
+        engine.note_answer_rejected()
         if reask < max_reasks:
-            sup.counters.reasks += 1
+            engine.note_reask()
             current = reask_prompt(prompt, instructions, result.text, problem)
     raise LLMError(
         f"the answer did not match {output.__name__} after {max_reasks} re-ask"
@@ -87,7 +98,3 @@ def _answer_text(result: Result) -> str:
         if structured is not None:
             return json.dumps(structured)
     return result.text
-
-
-async def _ignore(_event: object) -> None:
-    return None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from .._events import EVENT_ADAPTER, Event, FinalResult, RawEvent, TextDelta
+from .._spec import Adapter, OutputFormat
 
 
 class TextAdapter:
@@ -56,3 +57,12 @@ class JsonLinesAdapter:
 
     def finish(self) -> Sequence[Event]:
         return []
+
+
+def adapter_for(output_format: OutputFormat) -> type[Adapter]:
+    """The generic adapter for ``output_format`` (``"text"`` or ``"jsonl"``)."""
+    if output_format == "text":
+        return TextAdapter
+    if output_format == "jsonl":
+        return JsonLinesAdapter
+    raise ValueError(f"output_format must be 'text' or 'jsonl', got {output_format!r}")

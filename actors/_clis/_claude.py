@@ -94,7 +94,7 @@ from ._classify import (
     PatternClassifier,
 )
 from ._discovery import find_executable
-from ._generic import (
+from ._fields import (
     as_float,
     as_int,
     as_str,
@@ -532,49 +532,68 @@ def claude(
 
     The prompt goes to stdin, so it can never be taken for an option.
     """
-    argv = [
-        find_executable("claude", executable),
-        "-p",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-    ]
-    if partial_messages:
-        argv.append("--include-partial-messages")
-    if model is not None:
-        argv.append(f"--model={model}")
-    if system_prompt is not None:
-        argv.append(f"--system-prompt={system_prompt}")
-    if append_system_prompt is not None:
-        argv.append(f"--append-system-prompt={append_system_prompt}")
-    if max_turns is not None:
-        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be a positive int, got {max_turns!r}")
-        argv.append(f"--max-turns={max_turns}")
-    if resume is not None:
-        if not resume or resume.startswith("-"):
-            raise ValueError(f"resume must be a session id, got {resume!r}")
-        argv.append(f"--resume={resume}")
-    if json_schema is not None:
-        argv.append(f"--json-schema={json.dumps(json_schema, separators=(',', ':'))}")
-    argv.extend(extra_args)
+    options = _ClaudeOptions(
+        model=model,
+        env=env,
+        extra_args=tuple(extra_args),
+        resume=resume,
+        system_prompt=system_prompt,
+        append_system_prompt=append_system_prompt,
+        max_turns=max_turns,
+        cwd=cwd,
+        partial_messages=partial_messages,
+        json_schema=json_schema,
+        name=name,
+    )
+    return _claude_spec(find_executable("claude", executable), options)
+
+
+@attrs.frozen(eq=False)
+class _ClaudeOptions:
+    """`claude`'s options, kept so resumed, warm and schema variants change only one."""
+
+    model: str | None
+    env: Mapping[str, str] | None
+    extra_args: Sequence[str]
+    resume: str | None
+    system_prompt: str | None
+    append_system_prompt: str | None
+    max_turns: int | None
+    cwd: str | None
+    partial_messages: bool
+    json_schema: Mapping[str, Any] | None
+    name: str
+
+    def argv(self, program: str) -> tuple[str, ...]:
+        argv = [program, "-p", "--output-format", "stream-json", "--verbose"]
+        if self.partial_messages:
+            argv.append("--include-partial-messages")
+        if self.model is not None:
+            argv.append(f"--model={self.model}")
+        if self.system_prompt is not None:
+            argv.append(f"--system-prompt={self.system_prompt}")
+        if self.append_system_prompt is not None:
+            argv.append(f"--append-system-prompt={self.append_system_prompt}")
+        turns = self.max_turns
+        if turns is not None:
+            if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
+                raise ValueError(f"max_turns must be a positive int, got {turns!r}")
+            argv.append(f"--max-turns={turns}")
+        if self.resume is not None:
+            if not self.resume or self.resume.startswith("-"):
+                raise ValueError(f"resume must be a session id, got {self.resume!r}")
+            argv.append(f"--resume={self.resume}")
+        if self.json_schema is not None:
+            argv.append(f"--json-schema={json.dumps(self.json_schema, separators=(',', ':'))}")
+        argv.extend(self.extra_args)
+        return tuple(argv)
+
+
+def _claude_spec(program: str, options: _ClaudeOptions) -> CliSpec:
+    argv = options.argv(program)
 
     def variant(**changes: Any) -> CliSpec:
-        options: dict[str, Any] = {
-            "model": model,
-            "env": env,
-            "extra_args": extra_args,
-            "resume": resume,
-            "system_prompt": system_prompt,
-            "append_system_prompt": append_system_prompt,
-            "max_turns": max_turns,
-            "cwd": cwd,
-            "partial_messages": partial_messages,
-            "json_schema": json_schema,
-            "name": name,
-        }
-        options.update(changes)
-        return claude(argv[0], **options)
+        return _claude_spec(program, attrs.evolve(options, **changes))
 
     def warm(session_id: str | None) -> WarmLaunch:
         base = variant(resume=session_id)
@@ -585,13 +604,13 @@ def claude(
         )
 
     return CliSpec(
-        name=name,
-        argv=tuple(argv),
+        name=options.name,
+        argv=argv,
         adapter_factory=ClaudeAdapter,
         classifier=ClaudeClassifier(),
         prompt_via="stdin",
-        env={"CLAUDE_CODE_MAX_RETRIES": "0", **(env or {})},
-        cwd=cwd,
+        env={"CLAUDE_CODE_MAX_RETRIES": "0", **(options.env or {})},
+        cwd=options.cwd,
         output_schema=lambda schema: variant(json_schema=schema),
         session=SessionSupport(resume=lambda sid: variant(resume=sid), warm=warm),
     )

@@ -108,7 +108,7 @@ from ._classify import (
     PatternClassifier,
 )
 from ._discovery import find_executable
-from ._generic import (
+from ._fields import (
     as_int,
     as_str,
     category_for_status,
@@ -418,51 +418,70 @@ def codex(
 
     The prompt goes to stdin (``-``), so it can never be taken for an option.
     """
-    argv = [find_executable("codex", executable), "exec", "--json", "--skip-git-repo-check"]
-    if model is not None:
-        argv.append(f"--model={model}")
-    if cwd is not None:
-        # Absolute: codex resolves --cd from its own working directory, which is cwd.
-        argv.append(f"--cd={os.path.abspath(cwd)}")
-    if profile is not None:
-        argv.append(f"--profile={profile}")
-    if "--ignore-user-config" not in extra_args:
-        provider = configured_provider(env, profile)
-        if provider is not None:
-            for key in ("request_max_retries", "stream_max_retries"):
-                argv.append(f"--config=model_providers.{provider}.{key}=0")
-    if output_schema_file is not None:
-        argv.append(f"--output-schema={os.path.abspath(output_schema_file)}")
-    argv.extend(extra_args)
-    if resume is not None:
-        if not resume or resume.startswith("-"):
-            raise ValueError(f"resume must be a thread id, got {resume!r}")
-        argv.extend(["resume", "--", resume, "-"])
-    else:
-        argv.extend(["--", "-"])
+    options = _CodexOptions(
+        model=model,
+        env=env,
+        extra_args=tuple(extra_args),
+        resume=resume,
+        cwd=cwd,
+        name=name,
+        profile=profile,
+        output_schema_file=output_schema_file,
+    )
+    return _codex_spec(find_executable("codex", executable), options)
 
+
+@attrs.frozen(eq=False)
+class _CodexOptions:
+    """`codex`'s options, kept so resumed and schema variants change only one."""
+
+    model: str | None
+    env: Mapping[str, str] | None
+    extra_args: Sequence[str]
+    resume: str | None
+    cwd: str | None
+    name: str
+    profile: str | None
+    output_schema_file: str | None
+
+    def argv(self, program: str) -> tuple[str, ...]:
+        argv = [program, "exec", "--json", "--skip-git-repo-check"]
+        if self.model is not None:
+            argv.append(f"--model={self.model}")
+        if self.cwd is not None:
+            # Absolute: codex resolves --cd from its own working directory, which is cwd.
+            argv.append(f"--cd={os.path.abspath(self.cwd)}")
+        if self.profile is not None:
+            argv.append(f"--profile={self.profile}")
+        if "--ignore-user-config" not in self.extra_args:
+            provider = configured_provider(self.env, self.profile)
+            if provider is not None:
+                for key in ("request_max_retries", "stream_max_retries"):
+                    argv.append(f"--config=model_providers.{provider}.{key}=0")
+        if self.output_schema_file is not None:
+            argv.append(f"--output-schema={os.path.abspath(self.output_schema_file)}")
+        argv.extend(self.extra_args)
+        if self.resume is not None:
+            if not self.resume or self.resume.startswith("-"):
+                raise ValueError(f"resume must be a thread id, got {self.resume!r}")
+            argv.extend(["resume", "--", self.resume, "-"])
+        else:
+            argv.extend(["--", "-"])
+        return tuple(argv)
+
+
+def _codex_spec(program: str, options: _CodexOptions) -> CliSpec:
     def variant(**changes: Any) -> CliSpec:
-        options: dict[str, Any] = {
-            "model": model,
-            "env": env,
-            "extra_args": extra_args,
-            "resume": resume,
-            "cwd": cwd,
-            "name": name,
-            "profile": profile,
-            "output_schema_file": output_schema_file,
-        }
-        options.update(changes)
-        return codex(argv[0], **options)
+        return _codex_spec(program, attrs.evolve(options, **changes))
 
     return CliSpec(
-        name=name,
-        argv=tuple(argv),
+        name=options.name,
+        argv=options.argv(program),
         adapter_factory=CodexAdapter,
         classifier=CodexClassifier(),
         prompt_via="stdin",
-        env=dict(env or {}),
-        cwd=cwd,
+        env=dict(options.env or {}),
+        cwd=options.cwd,
         output_schema=lambda schema: variant(output_schema_file=schema_file(schema)),
         session=SessionSupport(resume=lambda thread_id: variant(resume=thread_id)),
     )

@@ -92,7 +92,7 @@ from ._classify import (
     PatternClassifier,
 )
 from ._discovery import find_executable
-from ._generic import (
+from ._fields import (
     as_int,
     as_str,
     category_for_status,
@@ -508,39 +508,47 @@ def gemini(
 
     The prompt goes to stdin, so it can never be taken for an option.
     """
-    if not model or model.startswith("-"):
-        raise ValueError(f"model must be a model name, got {model!r}")
-    argv = [
-        find_executable("gemini", executable),
-        "--output-format",
-        "stream-json",
-        f"--model={model}",
-    ]
-    if resume is not None:
-        if not resume or resume.startswith("-"):
-            raise ValueError(f"resume must be a session id, got {resume!r}")
-        argv.append(f"--resume={resume}")
-    argv.extend(extra_args)
+    options = _GeminiOptions(
+        model=model, env=env, extra_args=tuple(extra_args), resume=resume, cwd=cwd, name=name
+    )
+    return _gemini_spec(find_executable("gemini", executable), options)
 
+
+@attrs.frozen(eq=False)
+class _GeminiOptions:
+    """`gemini`'s options, kept so a resumed variant changes only the session."""
+
+    model: str
+    env: Mapping[str, str] | None
+    extra_args: Sequence[str]
+    resume: str | None
+    cwd: str | None
+    name: str
+
+    def argv(self, program: str) -> tuple[str, ...]:
+        if not self.model or self.model.startswith("-"):
+            raise ValueError(f"model must be a model name, got {self.model!r}")
+        argv = [program, "--output-format", "stream-json", f"--model={self.model}"]
+        if self.resume is not None:
+            if not self.resume or self.resume.startswith("-"):
+                raise ValueError(f"resume must be a session id, got {self.resume!r}")
+            argv.append(f"--resume={self.resume}")
+        argv.extend(self.extra_args)
+        return tuple(argv)
+
+
+def _gemini_spec(program: str, options: _GeminiOptions) -> CliSpec:
     def resumed(session_id: str) -> CliSpec:
-        return gemini(
-            argv[0],
-            model=model,
-            env=env,
-            extra_args=extra_args,
-            resume=session_id,
-            cwd=cwd,
-            name=name,
-        )
+        return _gemini_spec(program, attrs.evolve(options, resume=session_id))
 
     return CliSpec(
-        name=name,
-        argv=tuple(argv),
+        name=options.name,
+        argv=options.argv(program),
         adapter_factory=GeminiAdapter,
         classifier=GeminiClassifier(),
         prompt_via="stdin",
-        env={"GEMINI_CLI_TRUST_WORKSPACE": "true", **(env or {})},
-        cwd=cwd,
+        env={"GEMINI_CLI_TRUST_WORKSPACE": "true", **(options.env or {})},
+        cwd=options.cwd,
         stderr_watch=gemini_stderr_watch,
         # gemini has no schema option: structured output goes through the prompt alone.
         session=SessionSupport(resume=resumed),

@@ -372,7 +372,6 @@ def respond(plan: Plan, prompt: str, session: Session) -> int:
     elif failure is not None and failure[0] == "hang":
         plan, failure = {**plan, "hang": True}, None
 
-    jsonl = plan["format"] == "jsonl"
     if plan["latency_s"]:
         time.sleep(plan["latency_s"])
     if plan["stderr_bytes"]:
@@ -385,7 +384,19 @@ def respond(plan: Plan, prompt: str, session: Session) -> int:
         _emit(event)
         return 0
 
-    if jsonl and not session.started:
+    _start_output(plan, session)
+    text = plan["text"] if plan["text"] is not None else "echo: " + prompt
+    _stream_text(plan, text)
+    if plan["format"] != "jsonl":
+        _write(b"\n")
+        return 0
+    _emit_result(plan, prompt, text, session)
+    return 0
+
+
+def _start_output(plan: Plan, session: Session) -> None:
+    """What comes before the answer: the session line, then any injected hang or bad line."""
+    if plan["format"] == "jsonl" and not session.started:
         session.started = True
         _emit({"type": "session_started", "session_id": session.id, "model": "fake"})
     if plan["hang"]:
@@ -395,7 +406,10 @@ def respond(plan: Plan, prompt: str, session: Session) -> int:
     if plan["oversized_line_bytes"] is not None:
         _write(b"x" * plan["oversized_line_bytes"] + b"\n")
 
-    text = plan["text"] if plan["text"] is not None else "echo: " + prompt
+
+def _stream_text(plan: Plan, text: str) -> None:
+    """The answer in chunks, crashing, hanging or corrupting UTF-8 where the plan says."""
+    jsonl = plan["format"] == "jsonl"
     pieces = split_text(text, plan["chunks"])
     crash_at = plan["crash_after_chunks"]
     hang_at = plan["hang_after_chunks"]
@@ -421,9 +435,8 @@ def respond(plan: Plan, prompt: str, session: Session) -> int:
     if hang_at is not None and hang_at >= len(pieces):
         _hang_forever()
 
-    if not jsonl:
-        _write(b"\n")
-        return 0
+
+def _emit_result(plan: Plan, prompt: str, text: str, session: Session) -> None:
     input_tokens = plan["input_tokens"]
     output_tokens = plan["output_tokens"]
     usage = {
@@ -439,7 +452,6 @@ def respond(plan: Plan, prompt: str, session: Session) -> int:
             "cost_usd": 0.0,
         }
     )
-    return 0
 
 
 def serve(plan: Plan, session: Session) -> int:

@@ -15,9 +15,7 @@ import trio
 
 from actors import CliSpec, LLMError
 from actors.lowlevel import LineFramer
-
-from .._policy._backoff import RetryConfig
-from .._supervisor import open_supervisor
+from supervisor import RetryConfig, open_supervisor
 
 HELP = "commands: /export FILE, /history, /quit"
 

@@ -8,22 +8,27 @@ time, after which half-open trials close it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import statistics
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import trio
 
 from actors import ErrorCategory, LLMError, TimeoutConfig, fake
-
-from .._policy._backoff import RetryConfig
-from .._policy._breaker import CircuitBreaker, CircuitState
-from .._result import Result
-from .._supervisor import open_supervisor
+from supervisor import (
+    CircuitBreaker,
+    CircuitState,
+    Result,
+    RetryConfig,
+    Supervisor,
+    open_supervisor,
+)
 
 # (name, share of prompts, fault-plan rule, what the user should see)
 SCENARIOS: tuple[tuple[str, int, dict[str, Any], str], ...] = (
@@ -75,6 +80,28 @@ async def run_demo(count: int = 24, concurrency: int = 8, seed: int = 7) -> int:
     for name, _share, _rule, what in SCENARIOS:
         print(f"  [{name}] {what}")
     print()
+    breaker = _demo_breaker()
+    results: list[tuple[str, Result | LLMError]] = []
+    started = trio.current_time()
+    with _retries_printed(), tempfile.TemporaryDirectory(prefix="llmsup-demo-") as state_dir:
+        spec = fake(_fault_plan(state_dir), max_line_bytes=64 * 1024)
+        async with open_supervisor(
+            spec,
+            retry=RetryConfig(max_attempts=3, initial_delay_ms=200, max_delay_ms=1000),
+            timeouts=TimeoutConfig(total_execution=5.0, chunk_receive=1.0, graceful_shutdown=0.5),
+            breaker=breaker,
+            breaker_wait=10.0,
+            concurrency=concurrency,
+        ) as sup:
+            await _ask_all(sup, _prompts(count, seed), results)
+            stats = sup.statistics()
+    elapsed = trio.current_time() - started
+    _print_summary(results, elapsed, stats.retries, stats.processes_spawned, breaker)
+    return 0 if len(results) == count else 1
+
+
+def _demo_breaker() -> CircuitBreaker:
+    """A breaker that prints its transitions."""
     # The per-prompt faults (flaky, crashy, stalled...) are each prompt's own problem; what
     # says the *service* is unhealthy here is its rate limit, so that is what the breaker
     # counts (which errors count is configurable, as in resilience4j).
@@ -94,45 +121,40 @@ async def run_demo(count: int = 24, concurrency: int = 8, seed: int = 7) -> int:
             )
         )
     )
+    return breaker
+
+
+@contextlib.contextmanager
+def _retries_printed() -> Iterator[None]:
+    """The supervisor's retry log records, printed as progress lines while the demo runs."""
     handler = _RetryPrinter()
     log = logging.getLogger("llmsup")
     log.addHandler(handler)
     previous_level = log.level
     log.setLevel(logging.INFO)
-    results: list[tuple[str, Result | LLMError]] = []
-    started = trio.current_time()
     try:
-        with tempfile.TemporaryDirectory(prefix="llmsup-demo-") as state_dir:
-            spec = fake(_fault_plan(state_dir), max_line_bytes=64 * 1024)
-            async with open_supervisor(
-                spec,
-                retry=RetryConfig(max_attempts=3, initial_delay_ms=200, max_delay_ms=1000),
-                timeouts=TimeoutConfig(
-                    total_execution=5.0, chunk_receive=1.0, graceful_shutdown=0.5
-                ),
-                breaker=breaker,
-                breaker_wait=10.0,
-                concurrency=concurrency,
-            ) as sup:
-
-                async def one(prompt: str) -> None:
-                    try:
-                        outcome: Result | LLMError = await sup.ask(prompt)
-                    except LLMError as error:
-                        outcome = error
-                    results.append((prompt, outcome))
-                    _print_progress(len(results), count, prompt, outcome)
-
-                async with trio.open_nursery() as nursery:
-                    for prompt in _prompts(count, seed):
-                        nursery.start_soon(one, prompt)
-                stats = sup.statistics()
+        yield
     finally:
         log.removeHandler(handler)
         log.setLevel(previous_level)
-    elapsed = trio.current_time() - started
-    _print_summary(results, elapsed, stats.retries, stats.processes_spawned, breaker)
-    return 0 if len(results) == count else 1
+
+
+async def _ask_all(
+    sup: Supervisor, prompts: list[str], results: list[tuple[str, Result | LLMError]]
+) -> None:
+    """Ask every prompt at once, printing each outcome as it comes."""
+
+    async def one(prompt: str) -> None:
+        try:
+            outcome: Result | LLMError = await sup.ask(prompt)
+        except LLMError as error:
+            outcome = error
+        results.append((prompt, outcome))
+        _print_progress(len(results), len(prompts), prompt, outcome)
+
+    async with trio.open_nursery() as nursery:
+        for prompt in prompts:
+            nursery.start_soon(one, prompt)
 
 
 def _print_progress(done: int, total: int, prompt: str, outcome: Result | LLMError) -> None:

@@ -6,15 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import TypeAlias
 
 import trio
 
 from actors import ErrorCategory, LLMError
+from supervisor import open_supervisor
 
-from .._supervisor import open_supervisor
 from ._map import add_map_arguments, run_map
 from ._options import (
-    UsageError,
+    BadUsage,
     add_cli_options,
     policies_from_args,
     spec_from_args,
@@ -39,7 +40,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Run LLM command-line programs as supervised subprocesses.",
     )
     sub = parser.add_subparsers(dest="subcommand", required=True)
+    for add in (_add_ask, _add_chat, _add_map, _add_serve, _add_demo, _add_emulate):
+        add(sub)
+    return parser
 
+
+# What ``add_subparsers`` returns (private in argparse, hence the alias).
+_Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_ask(sub: _Subcommands) -> None:
     ask = sub.add_parser(
         "ask",
         help="ask one prompt and print the answer",
@@ -50,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_cli_options(ask, concurrency=1)
 
+
+def _add_chat(sub: _Subcommands) -> None:
     chat = sub.add_parser(
         "chat",
         help="an interactive multi-turn conversation",
@@ -60,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--history", metavar="FILE", help="continue a conversation exported before")
     add_cli_options(chat, concurrency=1)
 
+
+def _add_map(sub: _Subcommands) -> None:
     map_ = sub.add_parser(
         "map",
         help="run every prompt of a JSON-lines file (or of --files) into a JSON-lines file",
@@ -69,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_map_arguments(map_)
 
+
+def _add_serve(sub: _Subcommands) -> None:
     serve_ = sub.add_parser(
         "serve",
         help="run the HTTP daemon (FastAPI on trio): /ask, /stream, /health, /metrics",
@@ -84,11 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_cli_options(serve_, concurrency=8)
 
+
+def _add_demo(sub: _Subcommands) -> None:
     demo = sub.add_parser("demo", help="fan out prompts with injected faults on the fake CLI")
     demo.add_argument("--prompts", type=int, default=24, help="how many prompts (default 24)")
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--seed", type=int, default=7, help="seed of the fault mix")
 
+
+def _add_emulate(sub: _Subcommands) -> None:
     emulate = sub.add_parser(
         "emulate",
         help="serve fake anthropic/openai/gemini APIs for the real CLIs, offline",
@@ -100,7 +120,6 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
     emulate.add_argument("--rules", metavar="FILE", help="JSON rules file (replies and faults)")
     emulate.add_argument("--log", metavar="FILE", help="append every request to FILE as JSON lines")
-    return parser
 
 
 def _emulate(args: argparse.Namespace) -> int:
@@ -110,7 +129,7 @@ def _emulate(args: argparse.Namespace) -> int:
         try:
             load_rules(args.rules)  # fail fast with exit status 2, before binding
         except RulesFileError as exc:
-            raise UsageError(str(exc)) from exc
+            raise BadUsage(str(exc)) from exc
     try:
         trio.run(
             partial(
@@ -159,7 +178,7 @@ async def _chat(args: argparse.Namespace) -> int:
             spec, system_prompt=args.system, history=args.history, retry=policies.retry
         )
     except ValueError as exc:  # an unreadable history file
-        raise UsageError(str(exc)) from exc
+        raise BadUsage(str(exc)) from exc
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -206,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return trio.run(run_demo, args.prompts, args.concurrency, args.seed)
         if args.subcommand == "emulate":
             return _emulate(args)
-    except UsageError as exc:
+    except BadUsage as exc:
         print(f"llmsup: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

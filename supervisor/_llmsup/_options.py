@@ -19,15 +19,12 @@ from pydantic import ValidationError
 
 from actors import CliSpec, TimeoutConfig, claude, cli_environment, codex, command, fake, gemini
 from actors.lowlevel import errors_in_one_line
-
-from .._policy._backoff import RetryConfig
-from .._policy._breaker import CircuitBreaker
-from .._policy._budget import RetryBudget
+from supervisor import CircuitBreaker, RetryBudget, RetryConfig
 
 KNOWN_CLIS = ("claude", "codex", "gemini", "fake")
 
 
-class UsageError(Exception):
+class BadUsage(Exception):
     """Bad command-line input; reported in one line with exit status 2."""
 
 
@@ -109,7 +106,7 @@ def add_cli_options(parser: argparse.ArgumentParser, *, concurrency: int = 8) ->
 
 
 def policies_from_args(args: argparse.Namespace) -> Policies:
-    """The policies; a bad value is a `UsageError` naming the field."""
+    """The policies; a bad value is a `BadUsage` naming the field."""
     try:
         retry = RetryConfig(
             max_attempts=args.max_attempts,
@@ -127,22 +124,22 @@ def policies_from_args(args: argparse.Namespace) -> Policies:
         if args.failure_threshold is not None:
             CircuitBreaker(failure_threshold=args.failure_threshold)
     except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        raise BadUsage(str(exc)) from exc
     if args.concurrency < 1:
-        raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
+        raise BadUsage(f"--concurrency must be >= 1, got {args.concurrency}")
     return Policies(retry, timeouts, args.failure_threshold, args.concurrency)
 
 
 def spec_from_args(args: argparse.Namespace) -> CliSpec:
     """The primary CLI's spec."""
     if args.command is not None and args.cli is not None:
-        raise UsageError("give either --cli or --command, not both")
+        raise BadUsage("give either --cli or --command, not both")
     line = args.command
     if line is None and args.cli is not None and args.cli not in KNOWN_CLIS:
         line = args.cli  # issue 2's `--cli CMD...` form
     if line is not None:
         if args.plan:
-            raise UsageError("--plan only applies to --cli fake")
+            raise BadUsage("--plan only applies to --cli fake")
         return _command_spec(line, args.prompt_via, args.output_format)
     return named_spec(args.cli or "fake", args)
 
@@ -152,7 +149,7 @@ def fallback_specs(args: argparse.Namespace) -> list[CliSpec]:
     specs = []
     for name in args.fallback:
         if name not in KNOWN_CLIS:
-            raise UsageError(f"--fallback {name!r}: choose one of {', '.join(KNOWN_CLIS)}")
+            raise BadUsage(f"--fallback {name!r}: choose one of {', '.join(KNOWN_CLIS)}")
         specs.append(named_spec(name, args))
     return specs
 
@@ -162,7 +159,7 @@ def named_spec(name: str, args: argparse.Namespace) -> CliSpec:
     if name == "fake":
         return _fake_spec(args.plan, args.prompt_via)
     if args.plan:
-        raise UsageError("--plan only applies to --cli fake")
+        raise BadUsage("--plan only applies to --cli fake")
     env: dict[str, str] | None = None
     cwd: str | None = None
     if args.emulator:
@@ -181,20 +178,20 @@ def _fake_spec(plan: str | None, prompt_via: str) -> CliSpec:
     try:
         plan_obj = json.loads(plan) if plan else None
     except ValueError as exc:
-        raise UsageError(f"--plan is not valid JSON: {exc}") from exc
+        raise BadUsage(f"--plan is not valid JSON: {exc}") from exc
     try:
         return fake(plan_obj, prompt_via="stdin" if prompt_via == "stdin" else "arg")
     except ValidationError as exc:
-        raise UsageError(f"bad fault plan: {errors_in_one_line(exc)}") from exc
+        raise BadUsage(f"bad fault plan: {errors_in_one_line(exc)}") from exc
 
 
 def _command_spec(line: str, prompt_via: str, output_format: str) -> CliSpec:
     try:
         argv = shlex.split(line)
     except ValueError as exc:
-        raise UsageError(f"cannot split --command {line!r}: {exc}") from exc
+        raise BadUsage(f"cannot split --command {line!r}: {exc}") from exc
     if not argv:
-        raise UsageError("--command is empty")
+        raise BadUsage("--command is empty")
     return command(
         argv,
         prompt_via="stdin" if prompt_via == "stdin" else "arg",

@@ -43,6 +43,9 @@ DEFAULT_COUNTED_CATEGORIES: frozenset[ErrorCategory] = frozenset(
 """Failures that say the CLI or its API is unhealthy. A malformed answer or a bad request
 (PERMANENT) says nothing about the service, and CIRCUIT_OPEN comes from a breaker itself."""
 
+DEFAULT_NAME = "breaker"
+"""The name of a breaker built without one; rejections then name the caller's CLI."""
+
 # A rejection promises "try again in > 0 s", so a caller sleeping on it never spins.
 _MIN_RETRY_AFTER_S = 0.001
 
@@ -145,7 +148,7 @@ class CircuitBreaker:
     clock: Callable[[], float] = attrs.field(
         default=None, kw_only=True, converter=_resolve_clock, repr=False
     )
-    name: str = attrs.field(default="breaker", kw_only=True)
+    name: str = attrs.field(default=DEFAULT_NAME, kw_only=True)
 
     _state: CircuitState = attrs.field(init=False, default=CircuitState.CLOSED)
     _consecutive_failures: int = attrs.field(init=False, default=0)
@@ -198,13 +201,17 @@ class CircuitBreaker:
 
     # -- the protocol --------------------------------------------------------------------
 
-    def acquire(self) -> Permit:
+    def acquire(self, cli: str | None = None) -> Permit:
         """Ask to make one attempt; raise an `LLMError` (CIRCUIT_OPEN) if it may not.
 
         In HALF_OPEN this takes one of the `half_open_max_calls` trial slots, which the
         matching ``record_*`` call gives back. The error's ``retry_after`` is the time
         until the breaker will admit a trial (always > 0); when that is unknown, because
         the trial slots are taken, it is `timeout_seconds`.
+
+        ``cli`` names whose attempt this is: the rejection's ``cli`` is set to it, and a
+        breaker that kept the default `name` is called after it in the message, so errors
+        and logs say whose breaker it is (the breaker itself is not renamed).
         """
         now = self.clock()
         self._refresh(now)
@@ -212,23 +219,23 @@ class CircuitBreaker:
             # > 0: with the same reading, _refresh would have made it HALF_OPEN otherwise.
             remaining = self._open_until - now
             raise LLMError(
-                f"circuit breaker {self.name!r} is open {self._open_reason}; "
+                f"circuit breaker {self._label(cli)!r} is open {self._open_reason}; "
                 f"will try again in {_format_seconds(remaining)}",
                 ErrorCategory.CIRCUIT_OPEN,
                 retry_after=remaining,
-                cli=self.name,
+                cli=cli or self.name,
             )
         if self._state is CircuitState.HALF_OPEN:
             if self._trial_calls_in_flight >= self.half_open_max_calls:
                 wait = max(self.timeout_seconds, _MIN_RETRY_AFTER_S)
                 calls = "call is" if self.half_open_max_calls == 1 else "calls are"
                 raise LLMError(
-                    f"circuit breaker {self.name!r} is half-open and its "
+                    f"circuit breaker {self._label(cli)!r} is half-open and its "
                     f"{self.half_open_max_calls} trial {calls} in flight; "
                     f"try again in {_format_seconds(wait)}",
                     ErrorCategory.CIRCUIT_OPEN,
                     retry_after=wait,
-                    cli=self.name,
+                    cli=cli or self.name,
                 )
             self._trial_calls_in_flight += 1
             return Permit(self._generation, trial=True)
@@ -307,6 +314,9 @@ class CircuitBreaker:
         return result
 
     # -- internals -----------------------------------------------------------------------
+
+    def _label(self, cli: str | None) -> str:
+        return cli if cli and self.name == DEFAULT_NAME else self.name
 
     def _refresh(self, now: float) -> None:
         """Apply the lazy OPEN → HALF_OPEN transition once the wait is over."""

@@ -19,7 +19,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors._process import FAST_READS_IN_A_ROW, _Reads
+from actors._spawn import FAST_READS_IN_A_ROW, PipeReads
 from supervisor import (
     ErrorCategory,
     LLMError,
@@ -300,7 +300,7 @@ async def test_ready_output_is_read_without_yielding_but_a_flood_still_yields() 
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     stream = trio.lowlevel.FdStream(read_fd)
-    reads = _Reads()
+    reads = PipeReads()
     try:
         with trio.testing.assert_no_checkpoints():
             for index in range(FAST_READS_IN_A_ROW):

@@ -19,15 +19,11 @@ from typing import Any
 import pytest
 
 from supervisor._llmsup._main import EXIT_USAGE, main
-from supervisor._llmsup._map import (
-    _PlainProgress,
-    _RichProgress,
-    _Tally,
-    parse_size,
-    render_template,
-    unescape_template,
-)
-from supervisor._llmsup._options import UsageError
+from supervisor._llmsup._map._input import render_template, unescape_template
+from supervisor._llmsup._map._memory import parse_size
+from supervisor._llmsup._map._progress import PlainProgress, RichProgress
+from supervisor._llmsup._map._tally import Tally
+from supervisor._llmsup._options import BadUsage
 
 from ..helpers import live_processes_with, marker
 
@@ -434,15 +430,15 @@ def test_parse_size() -> None:
     assert parse_size("1.5GiB") == int(1.5 * 1024**3)
     assert parse_size("4096") == 4096
     for bad in ("", "lots", "-1G", "0"):
-        with pytest.raises(UsageError):
+        with pytest.raises(BadUsage):
             parse_size(bad)
 
 
 # -- progress display ----------------------------------------------------------------------------
 
 
-def _tally() -> _Tally:
-    tally = _Tally(total=10, ok=3)
+def _tally() -> Tally:
+    tally = Tally(total=10, ok=3)
     tally.failed["rate_limit"] = 2
     return tally
 
@@ -452,7 +448,7 @@ def test_rich_progress_bar_shows_counts_failures_and_breaker() -> None:
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=160)
-    progress = _RichProgress(_tally(), [], started=0.0, console=console)
+    progress = RichProgress(_tally(), [], started=0.0, console=console)
     progress.update(2.0)
     progress.close()
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue())
@@ -463,8 +459,8 @@ def test_rich_progress_bar_shows_counts_failures_and_breaker() -> None:
 
 def test_plain_progress_prints_every_tenth_or_two_seconds() -> None:
     buffer = io.StringIO()
-    tally = _Tally(total=100)
-    progress = _PlainProgress(tally, [], started=0.0, stream=buffer)
+    tally = Tally(total=100)
+    progress = PlainProgress(tally, [], started=0.0, stream=buffer)
     tally.ok = 5
     progress.update(1.0)
     assert buffer.getvalue() == ""

@@ -16,16 +16,14 @@ import httpx
 import pytest
 import trio
 
-from actors._spec import CliSpec
+from actors import CliSpec
 from supervisor import CircuitBreaker, RetryBudget, RetryConfig, Supervisor, TimeoutConfig
+from supervisor._json_schema import SchemaError, check_schema, validate_json
 from supervisor._llmsup._serve import (
     MAX_BODY_BYTES,
     TOKEN_ENV,
-    SchemaError,
-    check_schema,
     create_app,
     serve,
-    validate_json,
 )
 
 from ..helpers import fake, live_processes_with, marker, wait_until_gone

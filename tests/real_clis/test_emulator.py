@@ -548,13 +548,25 @@ async def test_many_concurrent_connections() -> None:
             deltas = parse_sse(response.text)[2:-3]
             results[index] = "".join(e.data["delta"]["text"] for e in deltas)
 
-        start = trio.current_time()
         async with trio.open_nursery() as nursery:
             for index in range(40):
                 nursery.start_soon(one, index)
-        elapsed = trio.current_time() - start
     assert results == {index: f"n{index}" for index in range(40)}
-    assert elapsed < 3.0  # 40 × 0.2 s if they were served one at a time
+
+
+async def test_connections_are_served_at_the_same_time() -> None:
+    # Every stream stalls after its first chunk, so no request can finish: all 40 reaching
+    # the emulator proves they are in flight at once (a serial server would see one).
+    stall = EmulatorRule(fault=Fault(kind="stall", stall_after_chunks=1))
+    async with open_emulator([stall]) as emulator, trio.open_nursery() as nursery:
+        for _ in range(40):
+            nursery.start_soon(
+                partial(post, emulator, "anthropic", messages=[{"role": "user", "content": "x"}])
+            )
+        with trio.fail_after(60):  # only a guard against a hang
+            arrived = await emulator.wait_requests(40)
+        assert len(arrived) == 40
+        nursery.cancel_scope.cancel()
 
 
 async def test_wait_requests_and_no_leaked_descriptors() -> None:

@@ -24,9 +24,11 @@ from supervisor import (
     LLMError,
     Result,
     RetryConfig,
+    Supervisor,
     TimeoutConfig,
     open_supervisor,
 )
+from supervisor._engine import open_engine
 
 from ..helpers import MARKER_ENV, live_processes_with_env, marker
 
@@ -88,7 +90,8 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
             return _spec(name, own_env, cwd=str(own))
 
         spec = own_spec("main")
-        async with open_supervisor(
+        # The engine, not just the front: some calls run their own spec (home and folder).
+        async with open_engine(
             spec,
             retry=RetryConfig(max_attempts=1),
             # A tight chunk_receive keeps the stall case short; six node CLIs starting at
@@ -97,7 +100,8 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
                 total_execution=60, chunk_receive=8, first_output=45, graceful_shutdown=2
             ),
             concurrency=6,
-        ) as sup:
+        ) as engine:
+            sup = Supervisor(engine)
 
             async def run(label: str, prompt: str) -> None:
                 start = trio.current_time()
@@ -105,7 +109,9 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
                     if label == "ok":  # the supervisor's own CLI, through the public ask()
                         outcomes[label] = await sup.ask(prompt)
                     else:
-                        outcomes[label] = await sup.run_call(prompt, _ignore, spec=own_spec(label))
+                        outcomes[label] = await engine.run_call(
+                            prompt, _ignore, spec=own_spec(label)
+                        )
                 except LLMError as error:
                     outcomes[label] = error
                 outcomes[label + " seconds"] = trio.current_time() - start
@@ -124,13 +130,13 @@ async def test_real_cli_end_to_end(name: CliName, tmp_path: Path) -> None:
 
             async def resumed() -> None:
                 session_spec = own_spec("resume")
-                first = await sup.run_call(
+                first = await engine.run_call(
                     "remember the word pineapple", _ignore, spec=session_spec
                 )
                 outcomes["first turn"] = first
                 assert first.session_id
                 assert session_spec.session is not None
-                again = await sup.run_call(
+                again = await engine.run_call(
                     "what word did I ask you to remember?",
                     _ignore,
                     spec=session_spec.session.resume(first.session_id),

@@ -7,7 +7,6 @@ text taken from real CLI transcripts (claude, codex, gemini).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,9 @@ from actors import (
 )
 from actors._redact import REDACTED
 
+from .transcripts import transcript_text
+
 CLASSIFIER = PatternClassifier()
-TRANSCRIPTS = Path("/work/shared/reference/transcripts")
 
 
 def _exit(
@@ -53,10 +53,7 @@ def _error(exit: ProcessExit, classifier: PatternClassifier = CLASSIFIER) -> LLM
 
 
 def _transcript(name: str) -> str:
-    path = TRANSCRIPTS / name
-    if not path.exists():
-        pytest.skip(f"reference transcript {path} is not available")
-    return path.read_text(encoding="utf-8")
+    return transcript_text(name)
 
 
 def _transcript_objects(name: str) -> list[dict[str, Any]]:

@@ -171,33 +171,37 @@ def cli_environment(
         "TMPDIR": str(tmp),
         "NO_UPDATE_NOTIFIER": "1",
     }
-    chosen = model or DEFAULT_MODELS[cli]
+    env |= _cli_variables(cli, root, base_url, model or DEFAULT_MODELS[cli], api_key)
+    if inherit is None:
+        return env
+    kept = {k: v for k, v in inherit.items() if k not in CONFLICTING_VARIABLES}
+    return kept | env
+
+
+def _cli_variables(
+    cli: CliName, root: Path, base_url: str, model: str | None, api_key: str
+) -> dict[str, str]:
+    """The variables (and files under ``root``) that point ``cli`` at the emulator."""
     if cli == "claude":
-        env |= {
+        env = {
             "ANTHROPIC_BASE_URL": base_url,
             "ANTHROPIC_API_KEY": api_key,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
         }
-        if chosen:
-            env["ANTHROPIC_MODEL"] = chosen
-    elif cli == "codex":
-        assert chosen is not None
+        return env | ({"ANTHROPIC_MODEL": model} if model else {})
+    if cli == "codex":
+        assert model is not None
         codex_home = root / ".codex"
-        write_codex_config(codex_home, base_url, chosen)
-        env |= {"CODEX_HOME": str(codex_home), CODEX_KEY_VARIABLE: api_key}
-    elif cli == "gemini":
-        assert chosen is not None
-        write_gemini_settings(root, chosen)
-        env |= {
+        write_codex_config(codex_home, base_url, model)
+        return {"CODEX_HOME": str(codex_home), CODEX_KEY_VARIABLE: api_key}
+    if cli == "gemini":
+        assert model is not None
+        write_gemini_settings(root, model)
+        return {
             "GOOGLE_GEMINI_BASE_URL": base_url,
             "GEMINI_API_KEY": api_key,
             "GEMINI_CLI_TRUST_WORKSPACE": "true",
             "GEMINI_CLI_NO_RELAUNCH": "true",
         }
-    else:
-        raise ValueError(f"unknown cli {cli!r}: expected claude, codex or gemini")
-    if inherit is None:
-        return env
-    kept = {k: v for k, v in inherit.items() if k not in CONFLICTING_VARIABLES}
-    return kept | env
+    raise ValueError(f"unknown cli {cli!r}: expected claude, codex or gemini")

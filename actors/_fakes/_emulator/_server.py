@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from hypercorn.typing import Framework
 
 # Hypercorn's own log lines ("Running on ...", app tracebacks) go here; silent unless configured.
-LOGGER = logging.getLogger("actors.emulator")
+LOGGER = logging.getLogger("llmsup.emulator")
 
 BANNER = "emulating anthropic, openai and gemini APIs on {base_url}"
 

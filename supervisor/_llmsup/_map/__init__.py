@@ -65,9 +65,3 @@ any failed, 2 for usage errors, 130/143 when interrupted.
 
 from ._command import add_map_arguments as add_map_arguments
 from ._command import run_map as run_map
-from ._input import render_template as render_template
-from ._input import unescape_template as unescape_template
-from ._memory import parse_size as parse_size
-from ._progress import _PlainProgress as _PlainProgress
-from ._progress import _RichProgress as _RichProgress
-from ._progress import _Tally as _Tally

@@ -11,11 +11,12 @@ from typing import TextIO
 import trio
 
 from .._options import add_cli_options
-from ._job import _prepare
-from ._output import _Output
-from ._progress import _start_lines, _summary, _Tally
-from ._run import _Run, _run_stages
-from ._stages import _stages
+from ._job import prepare_job
+from ._output import OutputFile
+from ._report import start_lines, summary_lines
+from ._run import MapRun, run_stages
+from ._stages import build_stages
+from ._tally import Tally
 
 INTERRUPT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -66,12 +67,12 @@ async def _watch_signals(
 
 async def run_map(args: argparse.Namespace) -> int:
     """``llmsup map``; returns the exit status (see the package docstring)."""
-    job = _prepare(args)
+    job = prepare_job(args)
     stream = sys.stderr
-    stages = _stages(job, job.policies.concurrency)
-    _start_lines(job, stages, stream)
-    out = _Output(job.output)
-    run = _Run(job, stages, out, _Tally(job.total))
+    stages = build_stages(job, job.policies.concurrency)
+    _print_lines(start_lines(job, stages), stream)
+    out = OutputFile(job.output)
+    run = MapRun(job, stages, out, Tally(job.total))
     interrupted: list[int] = []
     started = trio.current_time()
     try:
@@ -80,13 +81,33 @@ async def run_map(args: argparse.Namespace) -> int:
                 work = trio.CancelScope()
                 guard.start_soon(_watch_signals, signals, work, interrupted, stream)
                 with work:
-                    await _run_stages(run, job, stages, started)
+                    await run_stages(run, started)
                 guard.cancel_scope.cancel()
     finally:
         if run.progress is not None:
             run.progress.close()
         out.close()
-    _summary(run, trio.current_time() - started, bool(interrupted), stream)
-    if interrupted:
-        return INTERRUPT_STATUS.get(signal.Signals(interrupted[0]), 130)
-    return 1 if run.tally.failed or job.previous.failed else 0
+    summary = summary_lines(
+        job,
+        stages,
+        run.tally,
+        lines_written=out.lines,
+        elapsed=trio.current_time() - started,
+        interrupted=bool(interrupted),
+    )
+    _print_lines(summary, stream)
+    failed = bool(run.tally.failed) or job.previous.failed > 0
+    return exit_status(interrupted[0] if interrupted else None, failed=failed)
+
+
+def exit_status(signum: int | None, *, failed: bool) -> int:
+    """130/143 when a signal stopped the run, else 1 when any item failed (now or before)."""
+    if signum is not None:
+        return INTERRUPT_STATUS.get(signal.Signals(signum), 130)
+    return 1 if failed else 0
+
+
+def _print_lines(lines: list[str], stream: TextIO) -> None:
+    for line in lines:
+        print(line, file=stream)
+    stream.flush()

@@ -12,11 +12,11 @@ from typing import Protocol
 
 import attrs
 
-from .._options import UsageError
+from .._options import BadUsage
 
 
 @attrs.define
-class _Item:
+class MapItem:
     id: str | int
     prompt: str
     problem: str | None = None  # could not even build the prompt (an unreadable file)
@@ -25,12 +25,12 @@ class _Item:
     started: float = 0.0
 
 
-class _Source(Protocol):
+class PromptSource(Protocol):
     def check(self) -> set[str | int]:
-        """First pass: every id (raises `UsageError` on the first bad line)."""
+        """First pass: every id (raises `BadUsage` on the first bad line)."""
         ...
 
-    def items(self, skip: set[str | int]) -> Iterator[_Item]:
+    def items(self, skip: set[str | int]) -> Iterator[MapItem]:
         """Second pass: the items, lazily, except those in ``skip``."""
         ...
 
@@ -53,10 +53,10 @@ class _JsonlSource:
                         continue
                     item_id, _prompt = self._parse(line, number)
                     if item_id in ids:
-                        raise UsageError(f"{self.path} line {number}: duplicate id {item_id!r}")
+                        raise BadUsage(f"{self.path} line {number}: duplicate id {item_id!r}")
                     ids.add(item_id)
         except OSError as exc:
-            raise UsageError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+            raise BadUsage(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         return ids
 
     def _parse(self, line: bytes, number: int) -> tuple[str | int, str]:
@@ -64,31 +64,31 @@ class _JsonlSource:
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            raise UsageError(f"{where}: not valid JSON ({exc})") from exc
+            raise BadUsage(f"{where}: not valid JSON ({exc})") from exc
         if not isinstance(obj, dict):
-            raise UsageError(f"{where}: not a JSON object")
+            raise BadUsage(f"{where}: not a JSON object")
         if "id" not in obj or obj["id"] is None:
-            raise UsageError(f'{where}: missing "id"')
+            raise BadUsage(f'{where}: missing "id"')
         item_id = obj["id"]
         if isinstance(item_id, bool) or not isinstance(item_id, str | int):
-            raise UsageError(f'{where}: "id" must be a string or an integer, got {item_id!r}')
+            raise BadUsage(f'{where}: "id" must be a string or an integer, got {item_id!r}')
         prompt = obj.get("prompt")
         if not isinstance(prompt, str):
             what = "missing" if prompt is None else f"a {type(prompt).__name__}"
-            raise UsageError(f'{where}: "prompt" must be a string ({what}) for id {item_id!r}')
+            raise BadUsage(f'{where}: "prompt" must be a string ({what}) for id {item_id!r}')
         return item_id, prompt
 
-    def items(self, skip: set[str | int]) -> Iterator[_Item]:
+    def items(self, skip: set[str | int]) -> Iterator[MapItem]:
         with open(self.path, "rb") as f:
             for number, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     item_id, prompt = self._parse(line, number)
-                except UsageError:
+                except BadUsage:
                     continue  # the file changed since the first pass
                 if item_id not in skip:
-                    yield _Item(item_id, prompt)
+                    yield MapItem(item_id, prompt)
 
 
 _ESCAPES = re.compile(r"\\([nt\\])")
@@ -122,10 +122,10 @@ class _FilesSource:
     def check(self) -> set[str | int]:
         ids: set[str | int] = set(self._paths())
         if not ids:
-            raise UsageError(f"--files {self.pattern!r} matches no file")
+            raise BadUsage(f"--files {self.pattern!r} matches no file")
         return ids
 
-    def items(self, skip: set[str | int]) -> Iterator[_Item]:
+    def items(self, skip: set[str | int]) -> Iterator[MapItem]:
         for path in self._paths():
             if path in skip:
                 continue
@@ -133,18 +133,18 @@ class _FilesSource:
                 with open(path, "rb") as f:
                     content = f.read().decode("utf-8", errors="replace")
             except OSError as exc:
-                yield _Item(path, "", problem=f"cannot read {path}: {exc.strerror or exc}")
+                yield MapItem(path, "", problem=f"cannot read {path}: {exc.strerror or exc}")
                 continue
-            yield _Item(path, render_template(self.template, path, content))
+            yield MapItem(path, render_template(self.template, path, content))
 
 
-def _source_from_args(args: argparse.Namespace) -> _Source:
+def source_from_args(args: argparse.Namespace) -> PromptSource:
     if args.template is not None or args.files is not None:
         if args.input is not None:
-            raise UsageError("give either INPUT or --template with --files, not both")
+            raise BadUsage("give either INPUT or --template with --files, not both")
         if args.template is None or args.files is None:
-            raise UsageError("--template and --files go together")
+            raise BadUsage("--template and --files go together")
         return _FilesSource(unescape_template(args.template), args.files)
     if args.input is None:
-        raise UsageError("map needs INPUT (JSON lines) or --template with --files")
+        raise BadUsage("map needs INPUT (JSON lines) or --template with --files")
     return _JsonlSource(args.input)

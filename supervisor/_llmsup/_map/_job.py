@@ -10,19 +10,25 @@ from pydantic import BaseModel
 
 from actors import CliSpec
 
-from .._options import Policies, UsageError, fallback_specs, policies_from_args, spec_from_args
-from ._input import _Source, _source_from_args
+from .._options import (
+    BadUsage,
+    Policies,
+    fallback_specs,
+    policies_from_args,
+    spec_from_args,
+)
+from ._input import PromptSource, source_from_args
 from ._memory import BUDGET_SHARE, mem_available, parse_size
-from ._output import _Previous, _scan_output
+from ._output import PreviousRun, scan_output
 from ._schema import load_output_model
 
 
 @attrs.define
-class _Job:
-    source: _Source
+class MapJob:
+    source: PromptSource
     skip: set[str | int]
     total: int
-    previous: _Previous
+    previous: PreviousRun
     output: str
     output_model: type[BaseModel] | None
     specs: list[CliSpec]
@@ -31,7 +37,7 @@ class _Job:
     budget_note: str
 
 
-def _prepare(args: argparse.Namespace) -> _Job:
+def prepare_job(args: argparse.Namespace) -> MapJob:
     """Everything that can be a usage error, before anything runs or is written."""
     specs = [spec_from_args(args), *fallback_specs(args)]
     policies = policies_from_args(args)
@@ -43,22 +49,22 @@ def _prepare(args: argparse.Namespace) -> _Job:
         available = mem_available()
         budget = int(available * BUDGET_SHARE) if available else None
         note = f"{BUDGET_SHARE:.0%} of MemAvailable" if budget else "unknown MemAvailable"
-    source = _source_from_args(args)
+    source = source_from_args(args)
     input_ids = source.check()
     output = args.output
     parent = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(parent):
-        raise UsageError(f"-o {output}: no directory {parent}")
-    previous = _Previous()
+        raise BadUsage(f"-o {output}: no directory {parent}")
+    previous = PreviousRun()
     if os.path.exists(output) and os.path.getsize(output) > 0:
         if not args.resume:
-            raise UsageError(f"{output} exists; use --resume to complete it, or remove it")
+            raise BadUsage(f"{output} exists; use --resume to complete it, or remove it")
         try:
-            previous = _scan_output(output, input_ids)
+            previous = scan_output(output, input_ids)
         except OSError as exc:
-            raise UsageError(f"cannot read {output}: {exc.strerror or exc}") from exc
+            raise BadUsage(f"cannot read {output}: {exc.strerror or exc}") from exc
     total = len(input_ids) - len(previous.done)
-    return _Job(
+    return MapJob(
         source=source,
         skip=previous.done,
         total=total,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from .._options import UsageError
+from .._options import BadUsage
 
 MIB = 1024 * 1024
 DEFAULT_ESTIMATES_MIB: dict[str, int] = {"claude": 320, "gemini": 260, "codex": 150}
@@ -25,11 +25,11 @@ def parse_size(text: str) -> int:
     """``2G``, ``500M``, ``1.5GiB``, ``64k`` or plain bytes; binary multiples."""
     match = _SIZE.match(text)
     if not match:
-        raise UsageError(f"--memory-budget {text!r}: expected a size such as 2G or 500M")
+        raise BadUsage(f"--memory-budget {text!r}: expected a size such as 2G or 500M")
     power = " kmgt".index(match.group(2).lower() or " ")
     size = int(float(match.group(1)) * 1024**power)
     if size < 1:
-        raise UsageError(f"--memory-budget {text!r}: must be more than 0")
+        raise BadUsage(f"--memory-budget {text!r}: must be more than 0")
     return size
 
 
@@ -80,7 +80,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _mib(size: float) -> str:
+def mib(size: float) -> str:
     if size >= 1024 * MIB:
         return f"{size / (1024 * MIB):.1f} GiB"
     return f"{size / MIB:.0f} MiB" if size >= 10 * MIB else f"{size / MIB:.1f} MiB"

@@ -1,4 +1,4 @@
-"""The output file: one whole line per write(), and what --resume finds in it (torn lines)."""
+"""The output file: each item's line, one whole line per write(), and what --resume finds."""
 
 from __future__ import annotations
 
@@ -7,9 +7,48 @@ import os
 from typing import Any
 
 import attrs
+from pydantic import BaseModel
+
+from actors import LLMError
+from supervisor import Result
+
+from ._input import MapItem
 
 
-class _Output:
+def result_line(
+    item: MapItem, outcome: Result | LLMError, cli: str, *, structured: bool
+) -> dict[str, Any]:
+    """The output line of a finished item (``cli``: the stage's, when the outcome names none).
+
+    ``structured`` (``--output-schema``): the line has ``data`` instead of ``text``.
+    """
+    ok = isinstance(outcome, Result)
+    line: dict[str, Any] = {"id": item.id, "ok": ok}
+    if structured:
+        data = outcome.data if isinstance(outcome, Result) else None
+        line["data"] = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    else:
+        line["text"] = outcome.text if isinstance(outcome, Result) else None
+    if isinstance(outcome, Result):
+        line["error"] = None
+    else:
+        line["error"] = {
+            "category": outcome.category.value,
+            "message": outcome.message,
+            "retry_after": outcome.retry_after,
+        }
+    usage = outcome.usage if isinstance(outcome, Result) else None
+    line.update(
+        attempts=item.attempts,
+        cli=outcome.cli or cli,
+        duration_s=round(item.duration_s, 3),
+        usage=usage.model_dump(mode="json") if usage is not None else None,
+        cost=outcome.cost_usd if isinstance(outcome, Result) else None,
+    )
+    return line
+
+
+class OutputFile:
     """The output file, appended one whole line per ``write()``."""
 
     def __init__(self, path: str) -> None:
@@ -33,16 +72,16 @@ class _Output:
 
 
 @attrs.define
-class _Previous:
+class PreviousRun:
     done: set[str | int] = attrs.Factory(set)
     failed: int = 0
     unreadable_lines: int = 0
     torn: bool = False
 
 
-def _scan_output(path: str, input_ids: set[str | int]) -> _Previous:
+def scan_output(path: str, input_ids: set[str | int]) -> PreviousRun:
     """What an earlier run wrote (for ``--resume``); cuts off a torn last line."""
-    previous = _Previous()
+    previous = PreviousRun()
     good_end = 0
     fix_newline = False
     with open(path, "rb") as f:

@@ -4,146 +4,130 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
-from typing import Any
 
 import attrs
 import trio
-from pydantic import BaseModel
 
 from actors import ErrorCategory, LLMError
+from supervisor import Completed, Result, open_supervisor
 
-from ..._result import Result
-from ..._supervisor import open_supervisor
-from ._input import _Item
-from ._job import _Job
-from ._output import _Output
-from ._progress import _Progress, _progress, _Tally, _tick
-from ._stages import _Feed, _sample_memory, _Stage
+from ._input import MapItem
+from ._job import MapJob
+from ._output import OutputFile, result_line
+from ._progress import ProgressDisplay, open_progress, tick_progress
+from ._stages import CliStage, StageFeed, sample_memory
+from ._tally import Tally
 
 LAST_BREAKER_WAIT_S = 120.0
 MOVE_TO_FALLBACK = frozenset(
     {ErrorCategory.RATE_LIMIT, ErrorCategory.AUTH_FAILURE, ErrorCategory.CIRCUIT_OPEN}
 )
 
+Items = Iterator[MapItem] | trio.MemoryReceiveChannel[MapItem]
+"""What a stage takes its items from: the input (first stage) or the stage before it."""
+
+
+def moves_to_fallback(outcome: Result | LLMError) -> bool:
+    """Whether a finished call goes to the next CLI of the chain (when there is one)."""
+    return isinstance(outcome, LLMError) and outcome.category in MOVE_TO_FALLBACK
+
 
 @attrs.define
-class _Run:
-    job: _Job
-    stages: list[_Stage]
-    out: _Output
-    tally: _Tally
-    progress: _Progress | None = None
+class MapRun:
+    """One ``llmsup map`` run: its stages, its output file and its tally."""
 
-    def record(self, item: _Item, outcome: Result | LLMError, cli: str) -> None:
-        ok = isinstance(outcome, Result)
-        line: dict[str, Any] = {"id": item.id, "ok": ok}
-        if self.job.output_model is not None:
-            data = outcome.data if isinstance(outcome, Result) else None
-            line["data"] = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-        else:
-            line["text"] = outcome.text if isinstance(outcome, Result) else None
-        if isinstance(outcome, Result):
-            line["error"] = None
-        else:
-            line["error"] = {
-                "category": outcome.category.value,
-                "message": outcome.message,
-                "retry_after": outcome.retry_after,
-            }
-        usage = outcome.usage if isinstance(outcome, Result) else None
-        cost = outcome.cost_usd if isinstance(outcome, Result) else None
-        line.update(
-            attempts=item.attempts,
-            cli=outcome.cli or cli,
-            duration_s=round(item.duration_s, 3),
-            usage=usage.model_dump(mode="json") if usage is not None else None,
-            cost=cost,
-        )
+    job: MapJob
+    stages: list[CliStage]
+    out: OutputFile
+    tally: Tally
+    progress: ProgressDisplay | None = None
+
+    def record(self, item: MapItem, outcome: Result | LLMError, cli: str) -> None:
+        """Write the item's line and count it."""
+        line = result_line(item, outcome, cli, structured=self.job.output_model is not None)
         self.out.write(line)
-        tally = self.tally
-        if isinstance(outcome, Result):
-            tally.ok += 1
-        else:
-            tally.failed[outcome.category.value] += 1
-        tally.by_cli[line["cli"]] += 1
-        tally.latencies.append(item.duration_s)
-        if usage is not None:
-            tally.tokens_in += usage.input_tokens
-            tally.tokens_out += usage.output_tokens
-        if cost is not None:
-            tally.cost = (tally.cost or 0.0) + cost
+        self.tally.count(
+            None if isinstance(outcome, Result) else outcome.category.value,
+            line["cli"],
+            item.duration_s,
+            outcome.usage if isinstance(outcome, Result) else None,
+            line["cost"],
+        )
         if self.progress is not None:
             self.progress.update(trio.current_time())
 
-    def unreadable(self, item: _Item) -> None:
+    def unreadable(self, item: MapItem) -> None:
         error = LLMError(item.problem or "unreadable", ErrorCategory.PERMANENT)
         self.record(item, error, self.stages[0].name)
 
     async def run_stage(
-        self,
-        stage: _Stage,
-        items: Iterator[_Item] | trio.MemoryReceiveChannel[_Item],
-        forward: trio.MemorySendChannel[_Item] | None,
+        self, stage: CliStage, items: Items, forward: trio.MemorySendChannel[MapItem] | None
     ) -> None:
+        """Run a stage's items; move some on to ``forward`` (the next stage), record the rest."""
         assert stage.sup is not None
-        feed = _Feed(items, self.unreadable)
+        feed = StageFeed(items, self.unreadable)
         try:
             async with stage.sup.map_stream(feed, self.job.output_model) as results:
                 async for done in results:
-                    item = feed.pending.pop(done.index)
-                    outcome = done.outcome
-                    item.attempts += outcome.attempts
-                    if isinstance(outcome, Result):
-                        item.duration_s += outcome.duration_s
-                    else:
-                        item.duration_s += trio.current_time() - item.started
-                    if (
-                        forward is not None
-                        and isinstance(outcome, LLMError)
-                        and outcome.category in MOVE_TO_FALLBACK
-                    ):
+                    item = self._finished(feed, done)
+                    if forward is not None and moves_to_fallback(done.outcome):
                         self.tally.moved += 1
                         await forward.send(item)
                     else:
-                        self.record(item, outcome, stage.name)
+                        self.record(item, done.outcome, stage.name)
         finally:
             if forward is not None:
                 forward.close()
 
+    @staticmethod
+    def _finished(feed: StageFeed, done: Completed) -> MapItem:
+        """The item a call was for, with that call's attempts and time added."""
+        item = feed.pending.pop(done.index)
+        outcome = done.outcome
+        item.attempts += outcome.attempts
+        if isinstance(outcome, Result):
+            item.duration_s += outcome.duration_s
+        else:
+            item.duration_s += trio.current_time() - item.started
+        return item
 
-async def _run_stages(run: _Run, job: _Job, stages: list[_Stage], started: float) -> None:
-    policies = job.policies
-    last = len(stages) - 1
+
+async def run_stages(run: MapRun, started: float) -> None:
+    """Open one supervisor per stage, then pipe the items through the stages."""
     async with AsyncExitStack() as stack:
-        for stage in stages:
-            sup = await stack.enter_async_context(
-                open_supervisor(
-                    stage.spec,
-                    retry=policies.retry,
-                    timeouts=policies.timeouts,
-                    breaker=policies.breaker(stage.name),
-                    # Read-ahead sized for the most the memory budget could allow.
-                    concurrency=stage.limit,
-                    breaker_wait=LAST_BREAKER_WAIT_S if stage.index == last else 0.0,
-                )
-            )
-            stage.sup = sup
-            sup.set_concurrency(stage.concurrency)
-            # Every process the supervisor spawns is sampled for its memory.
-            sup.add_spawn_listener(stage.on_spawn)
-        run.progress = _progress(run.tally, stages, started)
+        for stage in run.stages:
+            await _open_stage(stack, run.job, stage, last=stage.index == len(run.stages) - 1)
+        run.progress = open_progress(run.tally, run.stages, started)
         async with trio.open_nursery() as helpers:
-            helpers.start_soon(_sample_memory, stages)
-            helpers.start_soon(_tick, run.progress)
+            helpers.start_soon(sample_memory, run.stages)
+            helpers.start_soon(tick_progress, run.progress)
             async with trio.open_nursery() as pipeline:
-                items: Iterator[_Item] | trio.MemoryReceiveChannel[_Item]
-                items = job.source.items(job.skip)
-                for stage in stages:
-                    forward: trio.MemorySendChannel[_Item] | None = None
-                    next_items: trio.MemoryReceiveChannel[_Item] | None = None
-                    if stage.index < last:
-                        forward, next_items = trio.open_memory_channel[_Item](0)
+                items: Items = run.job.source.items(run.job.skip)
+                for stage in run.stages:
+                    forward: trio.MemorySendChannel[MapItem] | None = None
+                    next_items: trio.MemoryReceiveChannel[MapItem] | None = None
+                    if stage.index < len(run.stages) - 1:
+                        forward, next_items = trio.open_memory_channel[MapItem](0)
                     pipeline.start_soon(run.run_stage, stage, items, forward)
                     if next_items is not None:
                         items = next_items
             helpers.cancel_scope.cancel()
+
+
+async def _open_stage(stack: AsyncExitStack, job: MapJob, stage: CliStage, *, last: bool) -> None:
+    policies = job.policies
+    sup = await stack.enter_async_context(
+        open_supervisor(
+            stage.spec,
+            retry=policies.retry,
+            timeouts=policies.timeouts,
+            breaker=policies.breaker(stage.name),
+            # Read-ahead sized for the most the memory budget could allow.
+            concurrency=stage.limit,
+            breaker_wait=LAST_BREAKER_WAIT_S if last else 0.0,
+        )
+    )
+    stage.sup = sup
+    sup.set_concurrency(stage.concurrency)
+    # Every process the supervisor spawns is sampled for its memory.
+    sup.add_spawn_listener(stage.on_spawn)

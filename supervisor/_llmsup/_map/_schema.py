@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..._json_schema import SchemaError, schema_model
-from .._options import UsageError
+from .._options import BadUsage
 
 
 def load_output_model(spec: str) -> type[BaseModel]:
@@ -21,21 +21,21 @@ def load_output_model(spec: str) -> type[BaseModel]:
             with open(spec, encoding="utf-8") as f:
                 schema = json.load(f)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"--output-schema {spec}: not a readable JSON file ({exc})") from exc
+            raise BadUsage(f"--output-schema {spec}: not a readable JSON file ({exc})") from exc
         try:
             return schema_model(schema, Path(spec).stem)
         except SchemaError as exc:
-            raise UsageError(f"--output-schema {spec}: {exc}") from exc
+            raise BadUsage(f"--output-schema {spec}: {exc}") from exc
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise UsageError(f"--output-schema {spec!r}: no such file, and not module:Model")
+        raise BadUsage(f"--output-schema {spec!r}: no such file, and not module:Model")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise UsageError(f"--output-schema: cannot import {module_name}: {exc}") from exc
+        raise BadUsage(f"--output-schema: cannot import {module_name}: {exc}") from exc
     model = getattr(module, attr, None)
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise UsageError(f"--output-schema: {spec} is not a pydantic model")
+        raise BadUsage(f"--output-schema: {spec} is not a pydantic model")
     return model

@@ -8,10 +8,10 @@ import attrs
 import trio
 
 from actors import CliSpec
+from supervisor import Supervisor
 
-from ..._supervisor import Supervisor
-from ._input import _Item
-from ._job import _Job
+from ._input import MapItem
+from ._job import MapJob
 from ._memory import (
     DEFAULT_ESTIMATES_MIB,
     MIB,
@@ -24,7 +24,7 @@ from ._memory import (
 
 
 @attrs.define
-class _Stage:
+class CliStage:
     """One CLI of the chain, with its supervisor and its memory observations."""
 
     index: int
@@ -82,20 +82,20 @@ class _Stage:
         return breaker.state.value if breaker is not None else "off"
 
 
-class _Feed:
+class StageFeed:
     """The prompts of one stage's ``map_stream``, remembering which item each index is."""
 
     def __init__(
         self,
-        items: Iterator[_Item] | trio.MemoryReceiveChannel[_Item],
-        on_problem: Callable[[_Item], None],
+        items: Iterator[MapItem] | trio.MemoryReceiveChannel[MapItem],
+        on_problem: Callable[[MapItem], None],
     ) -> None:
         self._items = items
         self._on_problem = on_problem
         self._next_index = 0
-        self.pending: dict[int, _Item] = {}
+        self.pending: dict[int, MapItem] = {}
 
-    def __aiter__(self) -> _Feed:
+    def __aiter__(self) -> StageFeed:
         return self
 
     async def __anext__(self) -> str:
@@ -119,17 +119,17 @@ class _Feed:
         return item.prompt
 
 
-def _stages(job: _Job, limit: int) -> list[_Stage]:
+def build_stages(job: MapJob, limit: int) -> list[CliStage]:
     stages = []
     for index, spec in enumerate(job.specs):
         default = DEFAULT_ESTIMATES_MIB.get(spec.name, OTHER_ESTIMATE_MIB) * MIB
-        stage = _Stage(index, spec, limit, job.budget, default)
+        stage = CliStage(index, spec, limit, job.budget, default)
         stage.concurrency = stage.start_concurrency = stage.allowed()
         stages.append(stage)
     return stages
 
 
-async def _sample_memory(stages: list[_Stage]) -> None:
+async def sample_memory(stages: list[CliStage]) -> None:
     while True:
         for stage in stages:
             stage.sample()

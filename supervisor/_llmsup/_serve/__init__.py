@@ -55,7 +55,6 @@ and `serve` returns 1. Hypercorn keeps accepting connections while draining, so 
 client gets a clean 503 rather than a connection stuck in the listen backlog.
 """
 
-from ..._json_schema import SchemaError, check_schema, validate_json
 from ._app import MAX_BODY_BYTES, create_app
 from ._errors import DEFAULT_RETRY_AFTER_S as DEFAULT_RETRY_AFTER_S
 from ._metrics import OUTCOMES as OUTCOMES
@@ -79,9 +78,6 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "HealthResponse",
-    "SchemaError",
-    "check_schema",
     "create_app",
     "serve",
-    "validate_json",
 ]

@@ -10,11 +10,10 @@ from pydantic import BaseModel, RootModel
 from starlette.types import Receive
 
 from actors import CliSpec
+from supervisor import Result, schema_instructions
 
-from ..._json import schema_instructions
 from ..._json_schema import SchemaError, schema_model
-from ..._result import Result
-from ._errors import _ClientError
+from ._errors import ClientError
 from ._models import AskRequest, AskResponse
 
 T = TypeVar("T")
@@ -24,10 +23,10 @@ def _answer_model(schema: dict[str, Any]) -> type[BaseModel]:
     try:
         return schema_model(schema, "OutputSchema")
     except SchemaError as exc:
-        raise _ClientError(422, "invalid_request", f"output_schema: {exc}") from None
+        raise ClientError(422, "invalid_request", f"output_schema: {exc}") from None
 
 
-def _result_response(result: Result, data: Any = None) -> AskResponse:
+def result_response(result: Result, data: Any = None) -> AskResponse:
     if data is None and isinstance(result.data, RootModel):
         data = result.data.root
     return AskResponse(
@@ -44,43 +43,43 @@ def _result_response(result: Result, data: Any = None) -> AskResponse:
     )
 
 
-def _prepare(body: AskRequest, spec: CliSpec) -> tuple[str, type[BaseModel] | None]:
+def prepare_call(body: AskRequest, spec: CliSpec) -> tuple[str, type[BaseModel] | None]:
     """Refuse (422) what no CLI could be given, before anything is started."""
     model = _answer_model(body.output_schema) if body.output_schema is not None else None
     full = body.prompt + schema_instructions(model) if model is not None else body.prompt
     try:
         full.encode("utf-8")
     except UnicodeEncodeError:
-        raise _ClientError(
+        raise ClientError(
             422, "invalid_request", "prompt: not valid Unicode (a lone surrogate)"
         ) from None
     try:
         spec.build_argv(full)
     except ValueError as exc:
-        raise _ClientError(422, "invalid_request", f"prompt: {exc}") from None
+        raise ClientError(422, "invalid_request", f"prompt: {exc}") from None
     return body.prompt, model
 
 
-class _Gone:
+class Gone:
     """The client disconnected."""
 
 
-_GONE = _Gone()
+GONE = Gone()
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
+async def wait_for_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
-async def _unless_disconnected(receive: Receive, fn: Callable[[], Awaitable[T]]) -> T | _Gone:
+async def unless_disconnected(receive: Receive, fn: Callable[[], Awaitable[T]]) -> T | Gone:
     """``await fn()``, cancelled (its CLI process stopped) if the client goes away first."""
-    outcome: T | _Gone = _GONE
+    outcome: T | Gone = GONE
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
 
         async def watch() -> None:
-            await _wait_for_disconnect(receive)
+            await wait_for_disconnect(receive)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(watch)

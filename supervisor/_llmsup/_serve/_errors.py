@@ -25,7 +25,7 @@ _STATUS_BY_CATEGORY: dict[ErrorCategory, int] = {
     ErrorCategory.PERMANENT: 502,
 }
 
-_CATEGORY_BY_STATUS = {
+CATEGORY_BY_STATUS = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
@@ -38,7 +38,18 @@ _CATEGORY_BY_STATUS = {
 }
 
 
-class _ClientError(Exception):
+def http_error_parts(status_code: int, detail: object) -> tuple[int, str, str]:
+    """The status, category and message answering a routing or HTTP error.
+
+    A 400 is an unparsable body: answered 422 like any other invalid request.
+    """
+    status = 422 if status_code == 400 else status_code
+    category = CATEGORY_BY_STATUS.get(status, "http_error")
+    message = detail if isinstance(detail, str) else "request failed"
+    return status, category, message
+
+
+class ClientError(Exception):
     """A request refused before any CLI runs."""
 
     def __init__(
@@ -58,7 +69,7 @@ class _ClientError(Exception):
         self.headers = dict(headers or {})
 
     def response(self) -> JSONResponse:
-        return _error_response(
+        return error_response(
             self.status,
             self.category,
             self.message,
@@ -67,11 +78,11 @@ class _ClientError(Exception):
         )
 
 
-def _error_body(category: str, message: str, retry_after: float | None = None) -> ErrorBody:
+def error_body(category: str, message: str, retry_after: float | None = None) -> ErrorBody:
     return ErrorBody(error=ErrorDetail(category=category, message=message, retry_after=retry_after))
 
 
-def _error_response(
+def error_response(
     status: int,
     category: str,
     message: str,
@@ -82,12 +93,12 @@ def _error_response(
     all_headers = dict(headers or {})
     if retry_after is not None:
         all_headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    body = _error_body(category, message, retry_after)
+    body = error_body(category, message, retry_after)
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=all_headers)
 
 
-def _unavailable(message: str) -> _ClientError:
-    return _ClientError(
+def unavailable(message: str) -> ClientError:
+    return ClientError(
         503,
         "unavailable",
         message,
@@ -96,10 +107,10 @@ def _unavailable(message: str) -> _ClientError:
     )
 
 
-def _llm_error_parts(error: LLMError) -> tuple[int, float | None]:
+def llm_error_parts(error: LLMError) -> tuple[int, float | None]:
     """The HTTP status and the retry-after seconds for a failed call.
 
-    Client faults (an empty prompt, one no argv can carry) never get this far: `_prepare`
+    Client faults (an empty prompt, one no argv can carry) never get this far: `prepare_call`
     refuses them with 422 before a CLI runs, so a PERMANENT error here is the CLI's.
     """
     status = _STATUS_BY_CATEGORY.get(error.category, 502)
@@ -109,17 +120,17 @@ def _llm_error_parts(error: LLMError) -> tuple[int, float | None]:
     return status, retry_after
 
 
-def _llm_error_response(error: LLMError) -> JSONResponse:
-    status, retry_after = _llm_error_parts(error)
-    return _error_response(status, error.category.value, error.message, retry_after=retry_after)
+def llm_error_response(error: LLMError) -> JSONResponse:
+    status, retry_after = llm_error_parts(error)
+    return error_response(status, error.category.value, error.message, retry_after=retry_after)
 
 
-def _llm_error_body(error: LLMError) -> ErrorBody:
-    _, retry_after = _llm_error_parts(error)
-    return _error_body(error.category.value, error.message, retry_after)
+def llm_error_body(error: LLMError) -> ErrorBody:
+    _, retry_after = llm_error_parts(error)
+    return error_body(error.category.value, error.message, retry_after)
 
 
-def _validation_message(errors: Iterable[Any]) -> str:
+def validation_message(errors: Iterable[Any]) -> str:
     parts = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]

@@ -11,10 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from actors import ErrorCategory, LLMError
+from supervisor import CircuitState, Supervisor
 
-from ..._policy._breaker import CircuitState
-from ..._supervisor import Supervisor
-from ._state import _ServeState
+from ._state import ServeState
 
 _BREAKER_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
@@ -23,18 +22,18 @@ OUTCOMES = ("ok", *(c.value for c in ErrorCategory), "cancelled", "internal")
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 
-_PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @attrs.define
-class _Tracked:
+class TrackedCall:
     outcome: str | None = None
 
 
 class _SupervisorCollector:
     """Exposes the supervisor's own counters at scrape time."""
 
-    def __init__(self, state: _ServeState) -> None:
+    def __init__(self, state: ServeState) -> None:
         self._state = state
 
     def describe(self) -> Iterable[Metric]:
@@ -76,8 +75,8 @@ class _SupervisorCollector:
         ]
 
 
-class _Metrics:
-    def __init__(self, state: _ServeState) -> None:
+class ServeMetrics:
+    def __init__(self, state: ServeState) -> None:
         self.registry = CollectorRegistry()
         self.calls = Counter(
             "llmsup_calls",
@@ -96,9 +95,9 @@ class _Metrics:
         self.registry.register(_SupervisorCollector(state))
 
     @contextlib.contextmanager
-    def track(self) -> Iterator[_Tracked]:
+    def track(self) -> Iterator[TrackedCall]:
         """Count one call; its outcome is ``tracked.outcome``, else inferred from how it ends."""
-        tracked = _Tracked()
+        tracked = TrackedCall()
         started = trio.current_time()
         try:
             yield tracked

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
+import attrs
 import trio
+from fastapi import FastAPI
+from hypercorn.config import Sockets
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors import CliSpec, TimeoutConfig
+from actors.lowlevel import PreboundConfig, bind_sockets, unwrap_group
+from supervisor import CircuitBreaker, RetryConfig
 
-from ..._policy._backoff import RetryConfig
-from ..._policy._breaker import CircuitBreaker
-from ._app import _build_app
+from ._app import build_app
+from ._state import ServeState
 
 if TYPE_CHECKING:
     from hypercorn.typing import Framework
-
-from actors.lowlevel import PreboundConfig, bind_sockets, unwrap_group
 
 logger = logging.getLogger("llmsup.serve")
 
@@ -77,9 +80,47 @@ async def serve(
         raise ValueError(f"grace_s must be a finite number >= 0, got {grace_s!r}")
     if token is None:
         token = os.environ.get(TOKEN_ENV) or None
-    app, state = _build_app(
+    app, state = build_app(
         spec, retry=retry, timeouts=timeouts, breaker=breaker, concurrency=concurrency, token=token
     )
+    _warn_without_token(host, token)
+    shutdown = ServeShutdown()
+    stop_budget = (timeouts or TimeoutConfig()).graceful_shutdown + 5.0
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        sockets = bind_sockets(host, port)
+        try:
+            url = _url_of(sockets)
+            with _unless_forced(shutdown):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(shutdown.watch_signals, signals, nursery.cancel_scope)
+                    nursery.start_soon(shutdown.drain_then_stop, state, grace_s, stop_budget)
+                    if shutdown_trigger is not None:
+                        nursery.start_soon(shutdown.drain_after, shutdown_trigger)
+                    await nursery.start(
+                        _run_http, app, _hypercorn_config(sockets), shutdown, nursery.cancel_scope
+                    )
+                    print(f"llmsup serve: {spec.name} on {url}", flush=True)
+                    task_status.started(url)
+        finally:
+            for sock in sockets.insecure_sockets:
+                sock.close()
+    return 1 if shutdown.forced else 0
+
+
+@contextlib.contextmanager
+def _unless_forced(shutdown: ServeShutdown) -> Iterator[None]:
+    """Errors propagate (a lone one unwrapped from its group), except after a forced end."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if not shutdown.forced:
+            raise unwrap_group(group) from None
+    except Exception:
+        if not shutdown.forced:
+            raise
+
+
+def _warn_without_token(host: str, token: str | None) -> None:
     if token is None and not _is_loopback(host):
         print(
             f"llmsup serve: warning: listening on {host} without a token "
@@ -87,74 +128,80 @@ async def serve(
             file=sys.stderr,
             flush=True,
         )
-    forced = False
-    drain = trio.Event()
-    http_stop = trio.Event()
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        sockets = bind_sockets(host, port)
-        try:
-            bound = sockets.insecure_sockets[0].getsockname()
-            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-            url = f"http://{shown}:{bound[1]}"
-            config = PreboundConfig(sockets)
-            config.accesslog = None
-            config.errorlog = logger
-            config.backlog = 1024
-            # After the drain: time for last responses to flush and idle connections to
-            # close; anything still running then (a stalled client) is cancelled.
-            config.graceful_timeout = 1.0
-            stop_budget = (timeouts or TimeoutConfig()).graceful_shutdown + 5.0
-            async with trio.open_nursery() as nursery:
 
-                async def on_signals() -> None:
-                    nonlocal forced
-                    async for _signum in signals:
-                        if not drain.is_set():
-                            drain.set()
-                        else:  # a second signal: stop waiting for anything
-                            forced = True
-                            nursery.cancel_scope.cancel()
-                            return
 
-                async def on_trigger(trigger: Callable[[], Awaitable[None]]) -> None:
-                    await trigger()
-                    drain.set()
+def _url_of(sockets: Sockets) -> str:
+    bound = sockets.insecure_sockets[0].getsockname()
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    return f"http://{shown}:{bound[1]}"
 
-                async def drain_then_stop() -> None:
-                    await drain.wait()
-                    state.draining = True
-                    with trio.move_on_after(grace_s):
-                        await state.wait_idle()
-                    # Past the grace period: cancel the calls left (each stops its CLI,
-                    # within its stop budget, then answers 503), then stop serving.
-                    state.abort_calls()
-                    with trio.move_on_after(stop_budget):
-                        await state.wait_idle()
-                    http_stop.set()
 
-                async def run_http(task_status: trio.TaskStatus[list[str]]) -> None:
-                    await hypercorn_serve(
-                        cast("Framework", app),
-                        config,
-                        shutdown_trigger=http_stop.wait,
-                        task_status=task_status,
-                    )
-                    nursery.cancel_scope.cancel()  # done: stop the watchers
+def _hypercorn_config(sockets: Sockets) -> PreboundConfig:
+    config = PreboundConfig(sockets)
+    config.accesslog = None
+    config.errorlog = logger
+    config.backlog = 1024
+    # After the drain: time for last responses to flush and idle connections to close;
+    # anything still running then (a stalled client) is cancelled.
+    config.graceful_timeout = 1.0
+    return config
 
-                nursery.start_soon(on_signals)
-                nursery.start_soon(drain_then_stop)
-                if shutdown_trigger is not None:
-                    nursery.start_soon(on_trigger, shutdown_trigger)
-                await nursery.start(run_http)
-                print(f"llmsup serve: {spec.name} on {url}", flush=True)
-                task_status.started(url)
-        except BaseExceptionGroup as group:
-            if not forced:
-                raise unwrap_group(group) from None
-        except Exception:
-            if not forced:
-                raise
-        finally:
-            for sock in sockets.insecure_sockets:
-                sock.close()
-    return 1 if forced else 0
+
+async def _run_http(
+    app: FastAPI,
+    config: PreboundConfig,
+    shutdown: ServeShutdown,
+    watchers: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    await hypercorn_serve(
+        cast("Framework", app),
+        config,
+        shutdown_trigger=shutdown.http_stop.wait,
+        task_status=task_status,
+    )
+    watchers.cancel()  # done: stop the watchers
+
+
+@attrs.define(eq=False)
+class ServeShutdown:
+    """The shutdown sequence: the first signal drains, a second one forces the end.
+
+    ``drain`` is set by the first signal (or the shutdown trigger); ``http_stop`` once the
+    calls in flight are done or aborted; ``forced`` by a second signal.
+    """
+
+    drain: trio.Event = attrs.field(factory=trio.Event)
+    http_stop: trio.Event = attrs.field(factory=trio.Event)
+    forced: bool = False
+
+    def on_signal(self) -> bool:
+        """Take one SIGTERM/SIGINT; True when it forces the end (it is the second)."""
+        if not self.drain.is_set():
+            self.drain.set()
+            return False
+        self.forced = True
+        return True
+
+    async def watch_signals(self, signals: AsyncIterator[int], serving: trio.CancelScope) -> None:
+        async for _signum in signals:
+            if self.on_signal():  # stop waiting for anything
+                serving.cancel()
+                return
+
+    async def drain_after(self, trigger: Callable[[], Awaitable[None]]) -> None:
+        await trigger()
+        self.drain.set()
+
+    async def drain_then_stop(self, state: ServeState, grace_s: float, stop_budget: float) -> None:
+        await self.drain.wait()
+        state.draining = True
+        with trio.move_on_after(grace_s):
+            await state.wait_idle()
+        # Past the grace period: cancel the calls left (each stops its CLI, within its stop
+        # budget, then answers 503), then stop serving.
+        state.abort_calls()
+        with trio.move_on_after(stop_budget):
+            await state.wait_idle()
+        self.http_stop.set()

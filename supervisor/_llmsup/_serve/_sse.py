@@ -13,21 +13,19 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from actors import ErrorCategory, ErrorReport, Event, FinalResult, LLMError
+from supervisor import JSONExtractor, Result, Supervisor, schema_instructions
 
-from ..._json import JSONExtractor, schema_instructions
-from ..._result import Result
-from ..._supervisor import Supervisor
-from ._calls import _result_response, _wait_for_disconnect
+from ._calls import result_response, wait_for_disconnect
 from ._errors import (
     DEFAULT_RETRY_AFTER_S,
-    _ClientError,
-    _error_body,
-    _llm_error_body,
-    _llm_error_response,
-    _unavailable,
+    ClientError,
+    error_body,
+    llm_error_body,
+    llm_error_response,
+    unavailable,
 )
-from ._metrics import _Metrics, _Tracked
-from ._state import _ABORTED, _ServeState
+from ._metrics import ServeMetrics, TrackedCall
+from ._state import ABORTED, ServeState
 
 SSE_PING_S = 15.0
 """A comment line is sent on an open event stream after this much silence."""
@@ -43,15 +41,15 @@ class _End:
     error: LLMError | None = None
 
 
-class _EventStream(Response):
+class EventStreamResponse(Response):
     """The ``/stream`` response: runs the call while the client listens, stops it if it leaves."""
 
     media_type = "text/event-stream"
 
     def __init__(
         self,
-        state: _ServeState,
-        metrics: _Metrics,
+        state: ServeState,
+        metrics: ServeMetrics,
         prompt: str,
         model: type[BaseModel] | None,
     ) -> None:
@@ -68,7 +66,7 @@ class _EventStream(Response):
                 async with trio.open_nursery() as nursery:
 
                     async def watch() -> None:
-                        await _wait_for_disconnect(receive)
+                        await wait_for_disconnect(receive)
                         nursery.cancel_scope.cancel()
 
                     nursery.start_soon(watch)
@@ -79,20 +77,20 @@ class _EventStream(Response):
                         nursery.cancel_scope.cancel()
                 if slot.abort.cancelled_caught:
                     await self._aborted(scope, receive, send)
-        except _ClientError as refused:
+        except ClientError as refused:
             await refused.response()(scope, receive, send)
 
     async def _aborted(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Tell the client that the shutdown cut the call short."""
         if not self._started:
-            await _unavailable(_ABORTED).response()(scope, receive, send)
+            await unavailable(ABORTED).response()(scope, receive, send)
             return
-        body = _error_body("unavailable", _ABORTED, DEFAULT_RETRY_AFTER_S)
+        body = error_body("unavailable", ABORTED, DEFAULT_RETRY_AFTER_S)
         last = _sse("error", body.model_dump_json())
         await send({"type": "http.response.body", "body": last, "more_body": False})
 
     async def _run(
-        self, sup: Supervisor, tracked: _Tracked, scope: Scope, receive: Receive, send: Send
+        self, sup: Supervisor, tracked: TrackedCall, scope: Scope, receive: Receive, send: Send
     ) -> None:
         prompt = self._prompt
         if self._model is not None:
@@ -124,7 +122,7 @@ class _EventStream(Response):
                 data, problem = JSONExtractor().extract_json(end.result.text, self._model)
             if problem is None:
                 tracked.outcome = "ok"  # before the last send, which may see the disconnect
-                final = ("result", _result_response(end.result, data))
+                final = ("result", result_response(end.result, data))
             else:
                 end = _End(
                     error=LLMError(
@@ -138,10 +136,10 @@ class _EventStream(Response):
             error = end.error or LLMError("the stream ended without a result", cli=sup.cli.name)
             tracked.outcome = error.category.value
             if not self._started:
-                response = _llm_error_response(error)
+                response = llm_error_response(error)
                 await response(scope, receive, send)
                 return
-            final = ("error", _llm_error_body(error))
+            final = ("error", llm_error_body(error))
         if not self._started:
             await start()
         await send(

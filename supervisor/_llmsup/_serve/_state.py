@@ -9,28 +9,28 @@ import attrs
 import trio
 
 from actors import CliSpec
+from supervisor import Supervisor
 
-from ..._supervisor import Supervisor
-from ._errors import _unavailable
+from ._errors import unavailable
 
 
 @attrs.define(eq=False)
-class _Slot:
-    """An admitted call: its supervisor, and the scope `_ServeState.abort_calls` cancels."""
+class CallSlot:
+    """An admitted call: its supervisor, and the scope `ServeState.abort_calls` cancels."""
 
     supervisor: Supervisor
     abort: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
 
-_ABORTED = "the server shut down before the call finished"
+ABORTED = "the server shut down before the call finished"
 
 
 @attrs.define(eq=False)
-class _ServeState:
+class ServeState:
     spec: CliSpec
     supervisor: Supervisor | None = None
     draining: bool = False
-    _slots: set[_Slot] = attrs.field(factory=set)
+    _slots: set[CallSlot] = attrs.field(factory=set)
     _idle: trio.Event = attrs.field(factory=trio.Event)
 
     @property
@@ -38,13 +38,13 @@ class _ServeState:
         return len(self._slots)
 
     @contextlib.contextmanager
-    def call_slot(self) -> Iterator[_Slot]:
+    def call_slot(self) -> Iterator[CallSlot]:
         """Admit one call (refused with 503 while starting or draining)."""
         if self.draining:
-            raise _unavailable("the server is shutting down")
+            raise unavailable("the server is shutting down")
         if self.supervisor is None:
-            raise _unavailable("the server is not running")
-        slot = _Slot(self.supervisor)
+            raise unavailable("the server is not running")
+        slot = CallSlot(self.supervisor)
         self._slots.add(slot)
         try:
             yield slot

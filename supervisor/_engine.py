@@ -1,0 +1,470 @@
+"""The engine of a supervisor: hosted tasks, admission, the call loop, children, counters.
+
+`Engine` owns the supervisor's nursery. Each attempt of each call is a process actor
+started in it; the caller talks to it over a bounded memory channel and, whatever happens
+to the caller (success, error, cancel, Ctrl+C), waits for the actor's shielded stop
+sequence before returning, so no call ever leaves a process behind. Long-lived children
+(`start_child`) are restarted per their `RestartType`, with backoff, under a restart
+intensity counted per supervisor, OTP style.
+
+The features (conversations, fan-out, structured output, streaming) and the public front
+(`supervisor._supervisor.Supervisor`) build on this module; it imports none of them. Only
+the engine writes the counters: features report through its ``note_*`` methods. Decisions
+are pure functions in `supervisor._policy` (admission, retry verdict); the engine does
+the I/O around them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from actors import CliSpec, ErrorCategory, Event, LLMError, RestartIntensityExceeded, TimeoutConfig
+from actors.lowlevel import (
+    ActorDone,
+    ActorMessage,
+    CallOutcome,
+    receive_soon,
+    run_process_actor,
+    sweep_orphaned_groups,
+    unwrap_group,
+)
+
+from ._children import ChildSpec, RestartHooks, supervise_child
+from ._policy._admission import Admitted, Rejected, admit
+from ._policy._backoff import RetryConfig
+from ._policy._breaker import CircuitBreaker, Permit
+from ._policy._budget import RetryBudgetTracker
+from ._policy._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
+from ._result import Result
+from ._retry import Attempted, RetryHandler
+from ._stats import Counters, SupervisorStatistics
+
+# A library stays quiet unless its user configures logging.
+logging.getLogger("llmsup").addHandler(logging.NullHandler())
+logger = logging.getLogger("llmsup.engine")
+
+# Events buffered between an actor and its caller before the actor (and so the CLI, via
+# its pipe) is made to wait: backpressure instead of unbounded memory.
+EVENT_BUFFER = 64
+
+_request_ids = itertools.count(1)
+
+OnEvent = Callable[[Event], Awaitable[None]]
+# One attempt: run something that reports events and ends with a CallOutcome.
+Runner = Callable[[OnEvent], Awaitable[CallOutcome]]
+Limiter = contextlib.AbstractAsyncContextManager[Any]
+
+# Runners that bring their own process (a warm actor's turn) take no process slot.
+NO_LIMIT: Limiter = contextlib.nullcontext()
+
+
+async def ignore_event(_event: Event) -> None:
+    """An ``on_event`` for calls whose events nobody reads."""
+    return None
+
+
+def check_concurrency(concurrency: int) -> None:
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+
+
+@attrs.define
+class TaskHandle:
+    """A task hosted in the supervisor's nursery that its starter can stop and await."""
+
+    scope: trio.CancelScope
+    finished: trio.Event
+
+    async def cancel_and_wait(self) -> None:
+        """Cancel the task and wait until its (shielded, bounded) cleanup is done."""
+        if self.finished.is_set():
+            return  # the common case: the task ended before its owner came back
+        with trio.CancelScope(shield=True):
+            self.scope.cancel()
+            await self.finished.wait()
+
+
+@attrs.frozen
+class CallRecord:
+    """One call's identity for its logs: request id, CLI and start time."""
+
+    request_id: str
+    cli: str
+    started: float
+
+    def fields(
+        self, attempt: int, category: str | None, duration_s: float | None = None
+    ) -> dict[str, Any]:
+        """A log record's ``extra``; the duration is up to now unless given."""
+        if duration_s is None:
+            duration_s = trio.current_time() - self.started
+        return {
+            "request_id": self.request_id,
+            "cli": self.cli,
+            "attempt": attempt,
+            "category": category,
+            "duration_s": duration_s,
+        }
+
+
+class Engine:
+    """Runs calls to one CLI under retry, breaker, timeout and concurrency policies.
+
+    Made by `open_supervisor`; the public `Supervisor` holds one. Safe to use
+    concurrently.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        cli: CliSpec,
+        *,
+        retry: RetryConfig,
+        timeouts: TimeoutConfig,
+        breaker: CircuitBreaker | None,
+        concurrency: int,
+        restart_intensity: RestartIntensity,
+        breaker_wait: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._nursery = nursery
+        self.cli = cli
+        self.retry_config = retry
+        self.timeouts = timeouts
+        self.breaker = breaker
+        self.breaker_wait = breaker_wait
+        self._breaker_changed = trio.Event()
+        self.concurrency = concurrency
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._counters = Counters()
+        self._spawn_listeners: list[Callable[[int], None]] = []
+        self._rng = rng or random.Random()
+        self._restarts = RestartTracker(restart_intensity, clock=trio.current_time)
+        self.retry_budget = (
+            RetryBudgetTracker(retry.budget, clock=trio.current_time) if retry.budget else None
+        )
+        self._retry = RetryHandler(retry, rng=self._rng, budget=self.retry_budget)
+        self._closed = False
+
+    # ------------------------------------------------------------------- hosting
+
+    async def host(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> TaskHandle:
+        """Run ``fn(*args)`` as a task in the supervisor's nursery; return its handle.
+
+        The task outlives its starter's scope but not the supervisor; the handle cancels
+        it and waits for its (shielded, bounded) cleanup.
+        """
+        if self._closed:
+            raise LLMError("the supervisor is closed", ErrorCategory.PERMANENT, cli=self.cli.name)
+        # The handle is made here and the task started with start_soon, not start(): one
+        # task hand-off less per call. A handle cancelled before its task runs still works:
+        # ``fn`` then starts inside a cancelled scope and its cleanup runs as usual.
+        handle = TaskHandle(trio.CancelScope(), trio.Event())
+        try:
+            self._nursery.start_soon(self._hosted, handle, fn, *args)
+        except RuntimeError as exc:  # the nursery no longer accepts tasks
+            raise LLMError(
+                "the supervisor is shutting down", ErrorCategory.PERMANENT, cli=self.cli.name
+            ) from exc
+        return handle
+
+    async def _hosted(
+        self, handle: TaskHandle, fn: Callable[..., Awaitable[Any]], *args: Any
+    ) -> None:
+        try:
+            with handle.scope:
+                await fn(*args)
+        except RestartIntensityExceeded:
+            raise
+        except Exception:
+            # A bug in a hosted task must not take every other call down with it; its
+            # owner notices the closed channel and gets an LLMError.
+            logger.exception("internal error in a supervised task", extra={"cli": self.cli.name})
+        finally:
+            handle.finished.set()
+
+    def close(self) -> None:
+        """Accept no more work; the nursery's owner then cancels what runs."""
+        self._closed = True
+
+    # ------------------------------------------------------------------- calls
+
+    async def run_call(
+        self,
+        prompt: str,
+        on_event: OnEvent = ignore_event,
+        *,
+        may_retry: Callable[[LLMError], bool] | None = None,
+        spec: CliSpec | None = None,
+        runner: Runner | None = None,
+    ) -> Result:
+        """The policy around one call: retries, breaker, limits, statistics, logging.
+
+        Each attempt runs ``runner(on_event)``; by default a one-shot process actor for
+        ``spec`` (the supervisor's CLI unless given: a call may run another spec of the
+        same CLI, as a resumed session does). Warm conversations pass a runner that hands
+        the turn to their warm actor instead (and skip the process limit).
+        """
+        spec = spec or self.cli
+        limiter: Limiter = NO_LIMIT
+        if runner is None:
+            runner = functools.partial(self._run_actor, spec, prompt)
+            limiter = self._limiter
+        call = CallRecord(f"req-{next(_request_ids)}", spec.name, trio.current_time())
+        counters = self._counters
+        counters.started += 1
+        counters.in_flight += 1
+        if self.retry_budget is not None:
+            self.retry_budget.call_started()
+        try:
+            done = await self._retry.run_counted(
+                functools.partial(self._attempt, runner, on_event, limiter),
+                may_retry=may_retry,
+                on_retry=functools.partial(self._note_retry, call),
+            )
+        except LLMError as error:
+            self._note_failure(call, error)
+            raise
+        finally:
+            counters.in_flight -= 1
+        return self._note_success(call, done)
+
+    def _note_retry(self, call: CallRecord, error: LLMError, attempt: int, delay: float) -> None:
+        self._counters.retries += 1
+        category = error.category.value
+        logger.info(
+            "attempt %d failed (%s), retrying in %.2fs",
+            attempt,
+            category,
+            delay,
+            extra=call.fields(attempt, category),
+        )
+
+    def _note_failure(self, call: CallRecord, error: LLMError) -> None:
+        self._counters.call_failed(error.category)
+        # An open breaker failing calls fast is expected, not news for every call.
+        level = logging.INFO if error.category is ErrorCategory.CIRCUIT_OPEN else logging.WARNING
+        extra = call.fields(error.attempts, error.category.value)
+        logger.log(level, "call failed: %s", error, extra=extra)
+
+    def _note_success(self, call: CallRecord, done: Attempted[CallOutcome]) -> Result:
+        self._counters.succeeded += 1
+        duration = trio.current_time() - call.started
+        if logger.isEnabledFor(logging.INFO):  # skip building the record's fields
+            logger.info("call succeeded", extra=call.fields(done.attempts, None, duration))
+        outcome = done.value
+        return Result(
+            text=outcome.text,
+            session_id=outcome.session_id,
+            attempts=done.attempts,
+            duration_s=duration,
+            usage=outcome.usage,
+            cost_usd=outcome.cost_usd,
+            raw_events=list(outcome.events),
+            cli=call.cli,
+            request_id=call.request_id,
+            exit_code=outcome.exit_code,
+        )
+
+    async def _attempt(
+        self, runner: Runner, on_event: OnEvent, limiter: Limiter, _number: int
+    ) -> CallOutcome:
+        deadline = trio.current_time() + self.breaker_wait
+        while True:
+            async with limiter:
+                admission = admit(self.breaker, self.cli.name, trio.current_time(), deadline)
+                if isinstance(admission, Admitted):
+                    if admission.permit is None:
+                        return await runner(on_event)
+                    return await self._run_admitted(admission.permit, runner, on_event)
+            # Refused. Fail fast, or wait outside the limiter for the breaker to change or
+            # to reach its announced time; waiting spends no attempt.
+            if isinstance(admission, Rejected):
+                self._counters.breaker_rejections += 1
+                raise admission.error
+            self._counters.breaker_waits += 1
+            with trio.move_on_after(admission.seconds):
+                await self._breaker_changed.wait()
+
+    async def _run_admitted(self, permit: Permit, runner: Runner, on_event: OnEvent) -> CallOutcome:
+        breaker = self.breaker
+        assert breaker is not None
+        try:
+            outcome = await runner(on_event)
+        except LLMError as error:
+            breaker.record_failure(error, permit)
+            self._signal_breaker_change()
+            raise
+        except BaseException:
+            breaker.record_cancelled(permit)  # neither success nor failure
+            self._signal_breaker_change()
+            raise
+        breaker.record_success(permit)
+        self._signal_breaker_change()
+        return outcome
+
+    def _signal_breaker_change(self) -> None:
+        if self._breaker_changed.statistics().tasks_waiting:  # else no one to wake
+            self._breaker_changed.set()
+            self._breaker_changed = trio.Event()
+
+    async def _run_actor(self, spec: CliSpec, prompt: str, on_event: OnEvent) -> CallOutcome:
+        send, receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
+        handle = await self.host(self._actor_main, spec, prompt, send)
+        try:
+            return await relay_until_done(receive, on_event, spec.name)
+        finally:
+            await handle.cancel_and_wait()
+
+    async def _actor_main(
+        self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[ActorMessage]
+    ) -> None:
+        try:
+            await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self.note_spawn)
+        finally:
+            send.close()  # not `async with`: its checkpoint would delay the handle's finish
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """Change how many CLI processes may run at once, effective for the next spawns."""
+        check_concurrency(concurrency)
+        self.concurrency = concurrency
+        self._limiter.total_tokens = concurrency
+
+    # ------------------------------------------------------------ long-lived children
+
+    async def start_child(
+        self,
+        fn: Callable[[], Awaitable[Any]],
+        *,
+        name: str,
+        restart: RestartType = RestartType.PERMANENT,
+        backoff: RestartBackoff | None = None,
+    ) -> TaskHandle:
+        """Run ``fn`` as a long-lived child under OTP restart rules (see `Supervisor`)."""
+        hooks = RestartHooks(self._on_restart, self._on_give_up, self._rng, self.cli.name)
+        child = ChildSpec(fn, name, restart, backoff or RestartBackoff())
+        return await self.host(supervise_child, child, hooks)
+
+    def _on_restart(self, name: str, reason: str) -> None:
+        self._restarts.record_restart(reason=f"{name}: {reason}")  # may raise: the limit
+        self._counters.restarts += 1
+
+    def _on_give_up(self, error: RestartIntensityExceeded) -> None:
+        logger.error("%s", error, extra={"cli": self.cli.name})
+        self._nursery.cancel_scope.cancel()
+
+    # ------------------------------------------------------- what features report
+
+    def note_spawn(self, pid: int) -> None:
+        """Called by actors for every process they start."""
+        self._counters.processes_spawned += 1
+        for listener in self._spawn_listeners:
+            listener(pid)
+
+    def add_spawn_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(pid)`` for every CLI process this engine starts."""
+        self._spawn_listeners.append(listener)
+
+    def note_reask(self) -> None:
+        """A structured answer did not validate and the question is asked again."""
+        self._counters.reasks += 1
+
+    def note_answer_rejected(self) -> None:
+        """A call returned, but its answer did not validate: count it as a malformed
+        failure, not a success (`Counters.answers_rejected`)."""
+        self._counters.answers_rejected += 1
+
+    def note_trimmed(self, turns: int) -> None:
+        """A conversation dropped ``turns`` old turns from its kept history."""
+        self._counters.trimmed_turns += turns
+
+    def note_session_restart(self) -> None:
+        """A conversation's CLI lost its session; a new one was started with the history."""
+        self._counters.session_restarts += 1
+
+    def statistics(self) -> SupervisorStatistics:
+        """A frozen snapshot of the counters and the breaker state."""
+        return self._counters.snapshot(
+            self.cli.name, self.concurrency, self.breaker, self.retry_budget
+        )
+
+
+@asynccontextmanager
+async def open_engine(
+    cli: CliSpec,
+    *,
+    retry: RetryConfig | None = None,
+    timeouts: TimeoutConfig | None = None,
+    breaker: CircuitBreaker | None = None,
+    concurrency: int = 8,
+    restart_intensity: RestartIntensity | None = None,
+    breaker_wait: float = 0.0,
+    sweep_orphans: bool = True,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Engine]:
+    """`open_supervisor`'s machinery: the `Engine`, with the same arguments and guarantees.
+
+    ``Supervisor(engine)`` is the front over it. Code that needs more than the front, such
+    as a call with its own `CliSpec` (``engine.run_call(prompt, on_event, spec=...)``, as
+    benchmarks and end-to-end tests make), opens the engine and wraps it.
+    """
+    if not isinstance(cli, CliSpec):
+        raise TypeError(f"open_supervisor() needs a CliSpec (see actors.command), got {cli!r}")
+    check_concurrency(concurrency)
+    if not breaker_wait >= 0:
+        raise ValueError(f"breaker_wait must be >= 0 seconds, got {breaker_wait!r}")
+    if sweep_orphans:
+        sweep_orphaned_groups()
+    try:
+        async with trio.open_nursery() as nursery:
+            engine = Engine(
+                nursery,
+                cli,
+                retry=retry or RetryConfig(),
+                timeouts=timeouts or TimeoutConfig(),
+                breaker=breaker,
+                concurrency=concurrency,
+                restart_intensity=restart_intensity or RestartIntensity(),
+                breaker_wait=breaker_wait,
+                rng=rng,
+            )
+            try:
+                yield engine
+            finally:
+                engine.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise unwrap_group(group) from None
+
+
+async def relay_until_done(
+    receive: trio.MemoryReceiveChannel[ActorMessage], on_event: OnEvent, cli: str
+) -> CallOutcome:
+    """Pass an actor's events to ``on_event``; return its outcome or raise its error."""
+    async with receive:
+        while True:
+            try:
+                message = await receive_soon(receive)
+            except trio.EndOfChannel:
+                break
+            if isinstance(message, ActorDone):
+                if message.error is not None:
+                    raise message.error
+                assert message.outcome is not None
+                return message.outcome
+            await on_event(message)
+    raise LLMError(
+        "the CLI actor ended without a result (supervisor closing or internal error)",
+        ErrorCategory.PERMANENT,
+        cli=cli,
+    )
