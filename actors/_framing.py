@@ -7,14 +7,24 @@ so a split character is rebuilt for free. Invalid UTF-8 becomes U+FFFD, never an
 
 from __future__ import annotations
 
+# Bytes of an overlong line's start and end an error keeps, to show what it was.
+EXCERPT_BYTES = 200
+
 
 class LineTooLong(Exception):
-    """A line grew past the limit before its newline arrived."""
+    """A line grew past the limit before its newline arrived.
 
-    def __init__(self, limit: int, seen: int) -> None:
+    It carries only small values (the limit, the size seen, the line's first and last
+    `EXCERPT_BYTES`), and is raised after the framer dropped its buffer: an error kept
+    for long (in a result, a log, a history) never keeps the megabytes of the line alive.
+    """
+
+    def __init__(self, limit: int, seen: int, head: bytes = b"", tail: bytes = b"") -> None:
         super().__init__(f"output line exceeds {limit} bytes (saw {seen} bytes without a newline)")
         self.limit = limit
         self.seen = seen
+        self.head = bytes(head[:EXCERPT_BYTES])
+        self.tail = bytes(tail[-EXCERPT_BYTES:]) if tail else b""
 
 
 class LineFramer:
@@ -41,7 +51,7 @@ class LineFramer:
         while newline != -1:
             piece = chunk[start:newline]
             if len(self._buffer) + len(piece) > self._limit:
-                raise LineTooLong(self._limit, len(self._buffer) + len(piece))
+                raise self._too_long(piece)
             if self._buffer:
                 self._buffer += piece
                 lines.append(self._buffer.decode("utf-8", errors="replace"))
@@ -52,9 +62,22 @@ class LineFramer:
             newline = chunk.find(b"\n", start)
         rest = len(chunk) - start
         if len(self._buffer) + rest > self._limit:
-            raise LineTooLong(self._limit, len(self._buffer) + rest)
+            raise self._too_long(chunk[start:])
         self._buffer += chunk[start:]
         return lines
+
+    def _too_long(self, piece: bytes) -> LineTooLong:
+        """The error for a line past the limit, with the buffer already dropped (a new,
+        empty one: ``clear()`` could keep the allocation)."""
+        seen = len(self._buffer) + len(piece)
+        head = bytes(self._buffer[:EXCERPT_BYTES]) if self._buffer else piece[:EXCERPT_BYTES]
+        tail = (
+            piece[-EXCERPT_BYTES:]
+            if len(piece) >= EXCERPT_BYTES
+            else (bytes(self._buffer[-EXCERPT_BYTES:]) + piece)[-EXCERPT_BYTES:]
+        )
+        self._buffer = bytearray()
+        return LineTooLong(self._limit, seen, head, tail)
 
     def finish(self) -> list[str]:
         """End of stream: the last line if it had no trailing newline."""

@@ -1,10 +1,10 @@
 """Process-group signalling and leftover detection.
 
 Every CLI starts in a new session, so its process id is also its group and session id and
-the whole tree (node CLIs spawn helpers) can be signalled at once with ``killpg``. After the
-leader is reaped its orphans are reparented away from us, so "is anything left?" is
-answered by the kernel (``killpg(pgid, 0)``) and, only when that says yes, by ``/proc``
-(to ignore zombies, which cannot be killed and are someone else's to reap).
+the whole tree (node CLIs spawn helpers) can be signalled at once with ``killpg``. "Is
+anything left?" is answered by the kernel (``killpg(pgid, 0)``) and, only when that says
+yes, by ``/proc`` (to ignore zombies, which cannot be killed; orphans re-parented to this
+process while it is a subreaper are reaped by `actors._subreaper`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from ._channels import send_soon
 from ._errors import ErrorCategory, LLMError
 from ._events import ErrorReport, Event
 from ._messages import ActorDone, ActorMessage, CallOutcome
-from ._registry import DeferredRecord
+from ._registry import GroupRecord
 from ._spawn import PipeReads, TailBuffer, end_process, pump_stderr, read_events, spawn_cli
 from ._spec import CliSpec
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
@@ -103,11 +103,11 @@ async def _run_once(
     timeouts.start()
     # Whatever spawn_cli starts is owned by the try/finally below before the next checkpoint.
     proc = await spawn_cli(spec, argv, stdin_pipe=payload is not None)
-    record = DeferredRecord(proc.pid)
+    record = GroupRecord(proc.pid)  # before any checkpoint: a SIGKILL leaks nothing
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
-        verdict = await _supervise(spec, proc, payload, outbox, timeouts, record)
+        verdict = await _supervise(spec, proc, payload, outbox, timeouts)
     finally:
         await end_process(proc, config.graceful_shutdown, spec.name)
         record.forget()
@@ -122,7 +122,6 @@ async def _supervise(
     payload: bytes | None,
     outbox: trio.MemorySendChannel[ActorMessage],
     timeouts: ProgressiveTimeoutManager,
-    record: DeferredRecord,
 ) -> CallOutcome | LLMError:
     stderr = TailBuffer(spec.stderr_tail_bytes)
     exit_code: int | None = None
@@ -130,7 +129,7 @@ async def _supervise(
         nursery.cancel_scope.deadline = timeouts.total_deadline
         run = ProcessRun(spec=spec, outbox=outbox, timeouts=timeouts, scope=nursery.cancel_scope)
         assert proc.stdout is not None and proc.stderr is not None
-        nursery.start_soon(_pump_stderr, run, proc.stderr, stderr, record)
+        nursery.start_soon(_pump_stderr, run, proc.stderr, stderr)
         nursery.start_soon(_pump_stdout, run, proc.stdout)
         if payload is not None:
             assert proc.stdin is not None
@@ -163,17 +162,23 @@ async def _write_stdin(stdin: trio.abc.SendStream, payload: bytes) -> None:
             await stdin.aclose()
 
 
-async def _pump_stderr(
-    run: ProcessRun, stream: trio.abc.ReceiveStream, tail: TailBuffer, record: DeferredRecord
-) -> None:
+async def _pump_stderr(run: ProcessRun, stream: trio.abc.ReceiveStream, tail: TailBuffer) -> None:
     watch = run.spec.stderr_watch
-    await pump_stderr(stream, tail, run.reads, watch=watch, deliver=run.deliver, record=record)
+    await pump_stderr(stream, tail, run.reads, watch=watch, deliver=run.deliver)
 
 
 async def _pump_stdout(run: ProcessRun, stream: trio.abc.ReceiveStream) -> None:
     adapter = run.spec.adapter_factory()
     try:
-        failure = await read_events(run.spec, stream, run.reads, adapter, run.deliver, run.timeouts)
+        failure = await read_events(
+            run.spec,
+            stream,
+            run.reads,
+            adapter,
+            run.deliver,
+            run.timeouts,
+            max_output_bytes=run.spec.max_output_bytes,
+        )
         if failure is None:
             await run.deliver(adapter.finish())
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:

@@ -6,6 +6,7 @@ sk-..."). Everything user-visible passes through `redact` first.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -26,14 +27,37 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 # Environment variable names whose values are secrets.
-_SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)")
+_SECRET_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|^AUTH)")
+# Shortest value worth masking: a spec's own ``env`` is explicit, so shorter values count;
+# an inherited one is a guess from its name, so it must be long enough not to shred text.
+_MIN_SPEC_SECRET = 6
+MIN_INHERITED_SECRET = 8
 
 
-def secret_values_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+def secret_values_from_env(
+    env: Mapping[str, str], min_length: int = _MIN_SPEC_SECRET
+) -> tuple[str, ...]:
     """Values of variables that look like secrets (long enough to be worth masking)."""
     return tuple(
-        value for name, value in env.items() if _SECRET_ENV_NAME.search(name) and len(value) >= 6
+        value
+        for name, value in env.items()
+        if len(value) >= min_length and _SECRET_ENV_NAME.search(name)
     )
+
+
+def child_secrets(env: Mapping[str, str], *, inherit: bool) -> tuple[str, ...]:
+    """Every secret-looking value a CLI receives: its spec's ``env`` and, when it inherits
+    this process's environment, the inherited variables whose names look secret.
+
+    Called when an error is built (the rare path), never per call: it reads
+    ``os.environ`` as it is now, so a variable set after the spec was made is covered
+    too. Longest first, so a secret that contains another is replaced whole.
+    """
+    found = set(secret_values_from_env(env))
+    if inherit:
+        inherited = {k: v for k, v in os.environ.items() if k not in env}
+        found.update(secret_values_from_env(inherited, MIN_INHERITED_SECRET))
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:

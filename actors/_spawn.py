@@ -10,8 +10,6 @@ it lives:
 - `PipeReads.read_ready`: a ready pipe is read with ``os.read`` without a cancel scope or a
   yield; after `FAST_READS_IN_A_ROW` such reads one read waits, so a flood cannot starve
   other tasks.
-- `pump_stderr`'s first read doubles as the registry timer (`RECORD_AFTER_S`): no task and
-  no sleep per call.
 - `end_process`: a process that exited with its group empty has its pipes closed at once,
   with no shielded stop sequence.
 - `actors._channels.send_soon` / `receive_soon`: channel hand-offs skip the yield when the
@@ -28,9 +26,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import cast
 
 import trio
 
@@ -39,7 +39,6 @@ from ._errors import ErrorCategory, LLMError
 from ._events import ErrorReport, Event
 from ._framing import LineFramer, LineTooLong
 from ._hygiene import live_members, signal_group, sweep_group
-from ._registry import RECORD_AFTER_S, DeferredRecord
 from ._spec import Adapter, CliSpec
 from ._timeouts import ProgressiveTimeoutManager
 from ._verdict import ReaderFailure
@@ -65,8 +64,14 @@ def spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
     program = argv[0]
     if isinstance(exc, FileNotFoundError):
         where = "" if os.sep in program else " on PATH"
+        interpreter = _missing_interpreter(program, spec.cwd)
         if spec.cwd and not os.path.isdir(spec.cwd):
             reason = f"working directory {spec.cwd!r} does not exist"
+        elif interpreter is not None:
+            reason = (
+                f"CLI {program!r} exists, but its interpreter {interpreter!r} "
+                "(from its #! line) was not found"
+            )
         else:
             reason = f"CLI binary not found: {program!r}{where}"
             if os.sep not in program:
@@ -76,6 +81,28 @@ def spawn_error(spec: CliSpec, argv: list[str], exc: OSError) -> LLMError:
     else:
         reason = f"could not start CLI binary {program!r}: {exc}"
     return LLMError(reason, ErrorCategory.PERMANENT, original_error=exc, cli=spec.name)
+
+
+def _missing_interpreter(program: str, cwd: str | None) -> str | None:
+    """The ``#!`` interpreter of an existing script ``program`` when that is what is
+    missing (exec reports ENOENT for both), else None."""
+    path = shutil.which(program) if os.sep not in program else program
+    if path is None:
+        return None
+    if cwd and not os.path.isabs(path):
+        path = os.path.join(cwd, path)
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split()
+    if not words:
+        return None
+    interpreter = os.fsdecode(words[0])
+    return None if os.path.exists(interpreter) else interpreter
 
 
 async def spawn_cli(spec: CliSpec, argv: Sequence[str], *, stdin_pipe: bool) -> trio.Process:
@@ -93,7 +120,8 @@ async def spawn_cli(spec: CliSpec, argv: Sequence[str], *, stdin_pipe: bool) -> 
             stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=spec.build_env(),
+            # Bytes, as subprocess accepts on POSIX (trio's signature says str).
+            env=cast("Mapping[str, str]", spec.spawn_env()),
             cwd=spec.cwd,
             start_new_session=True,
         )
@@ -120,20 +148,29 @@ class TailBuffer:
 
 
 class PipeReads:
-    """The reads of one process's pipes: fast when output is ready, shortened at exit.
+    """The reads of one process's pipes: fast when output is ready, bounded at exit.
 
-    Each waiting read has its own cancel scope, so the process's exit can shorten reads
+    Each waiting read has its own cancel scope, so the process's exit can re-bound reads
     already waiting (`process_exited`): a grandchild holding a pipe open cannot hold the
     call past `EXIT_DRAIN_S`.
+
+    No output is lost to a deadline (a stalled event loop can wake a read after its
+    deadline even though the CLI wrote in time):
+
+    - once the process exited, a read is bounded by the drain deadline only (`EXIT_DRAIN_S`
+      after the exit), never by an earlier chunk, first-output or registry deadline;
+    - a read whose deadline passed first takes what is already in the pipe (a
+      non-blocking read: data, or EOF) before it reports None;
+    - after the exit, a read reports None only once the drain deadline passed with the
+      pipe empty and still open (a grandchild holds it).
     """
 
     def __init__(self) -> None:
         self._scopes: set[trio.CancelScope] = set()
         self.exited = False
+        # Set at the exit: when the drain gives up on a pipe a grandchild holds open.
+        self.drain_deadline = math.inf
         self._fast_left = FAST_READS_IN_A_ROW
-
-    def _bound(self, deadline: float) -> float:
-        return min(deadline, trio.current_time() + EXIT_DRAIN_S) if self.exited else deadline
 
     def read_ready(self, stream: trio.abc.ReceiveStream) -> bytes | None:
         """Speed trick: what is already in the pipe, read with no cancel scope and no yield.
@@ -147,7 +184,7 @@ class PipeReads:
         if self._fast_left <= 0 or not isinstance(stream, trio.lowlevel.FdStream):
             self._fast_left = FAST_READS_IN_A_ROW
             return None
-        try:
+        try:  # inline `read_now`: this is the hot path
             data = os.read(stream.fileno(), READ_CHUNK)  # the fd is non-blocking
         except OSError:  # nothing yet (EAGAIN), or a real error the waiting read reports
             return None
@@ -155,22 +192,51 @@ class PipeReads:
         return data
 
     async def receive(self, stream: trio.abc.ReceiveStream, deadline: float) -> bytes | None:
-        """A chunk, ``b""`` at EOF, or None if the deadline passed first."""
+        """A chunk, ``b""`` at EOF, or None if the deadline passed with the pipe empty.
+
+        After the exit ``deadline`` no longer applies: only the drain deadline does.
+        """
         ready = self.read_ready(stream)
         if ready is not None:
             return ready
-        with trio.CancelScope(deadline=self._bound(deadline)) as scope:
-            self._scopes.add(scope)
-            try:
-                return bytes(await stream.receive_some(READ_CHUNK))
-            finally:
-                self._scopes.discard(scope)
-        return None
+        while True:
+            with trio.CancelScope(deadline=self._bound(deadline)) as scope:
+                self._scopes.add(scope)
+                try:
+                    return bytes(await stream.receive_some(READ_CHUNK))
+                finally:
+                    self._scopes.discard(scope)
+            # The deadline passed, perhaps only because the loop was busy: the pipe may
+            # hold output written in time (or EOF). Take it before giving up.
+            late = read_now(stream)
+            if late is not None:
+                return late
+            if not self.exited or trio.current_time() >= self.drain_deadline:
+                return None
+            # The deadline that fired was one from before the exit: drain on.
+
+    def _bound(self, deadline: float) -> float:
+        return self.drain_deadline if self.exited else deadline
 
     def process_exited(self) -> None:
         self.exited = True
+        self.drain_deadline = trio.current_time() + EXIT_DRAIN_S
         for scope in self._scopes:
-            scope.deadline = self._bound(scope.deadline)
+            scope.deadline = self.drain_deadline
+
+
+def read_now(stream: trio.abc.ReceiveStream) -> bytes | None:
+    """What is in the pipe right now (``b""`` at EOF), or None if nothing (or not a pipe).
+
+    A plain ``os.read`` on the non-blocking fd: no cancel scope, no yield. A real error
+    returns None too; the waiting read that follows reports it.
+    """
+    if not isinstance(stream, trio.lowlevel.FdStream):
+        return None
+    try:
+        return os.read(stream.fileno(), READ_CHUNK)
+    except OSError:  # nothing yet (EAGAIN), or a real error the waiting read reports
+        return None
 
 
 async def pump_stderr(
@@ -180,23 +246,11 @@ async def pump_stderr(
     *,
     watch: Callable[[str], ErrorReport | None] | None = None,
     deliver: Deliver | None = None,
-    record: DeferredRecord | None = None,
 ) -> None:
-    """Keep stderr's tail until EOF; pass what ``watch`` finds in its lines to ``deliver``.
-
-    Speed trick: with a ``record``, the first read doubles as the registry timer (it waits
-    at most `RECORD_AFTER_S`, then writes the record), so a call needs no task of its own
-    for it, and a call that ends sooner writes nothing.
-    """
+    """Keep stderr's tail until EOF; pass what ``watch`` finds in its lines to ``deliver``."""
     partial = bytearray()
-    record_at = math.inf if record is None else trio.current_time() + RECORD_AFTER_S
     while True:
-        chunk = await reads.receive(stream, record_at)
-        if chunk is None and not reads.exited and record_at < math.inf:
-            assert record is not None
-            record.write_now()  # the group lived RECORD_AFTER_S: worth recording
-            record_at = math.inf
-            continue
+        chunk = await reads.receive(stream, math.inf)
         if not chunk:
             return
         tail.write(chunk)
@@ -213,11 +267,40 @@ async def pump_stderr(
 
 
 def line_too_long(spec: CliSpec, exc: LineTooLong) -> ReaderFailure:
-    """The one wording of a line past ``max_line_bytes`` (both actors report it)."""
+    """The one wording of a line past ``max_line_bytes`` (both actors report it).
+
+    The error keeps ``exc`` (its sizes, the line's head and tail) but not its traceback:
+    the traceback's frames hold the framer and the chunk, and a kept error would keep
+    megabytes alive until a full garbage collection (the frames form cycles).
+    """
+    exc.__traceback__ = None
+    exc.__context__ = None
+    head = exc.head.decode("utf-8", errors="replace")
+    tail = exc.tail.decode("utf-8", errors="replace")
     return ReaderFailure(
         f"{spec.name} printed a line longer than max_line_bytes={spec.max_line_bytes}",
         ErrorCategory.MALFORMED_OUTPUT,
         exc,
+        raw_text=f"{head}...[{exc.seen} bytes seen, no newline]...{tail}" if head else None,
+    )
+
+
+class ByteCount:
+    """Bytes a reader has read so far (a warm process's turns each measure their share)."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+
+def output_too_large(spec: CliSpec, kept: int) -> ReaderFailure:
+    """The one wording of output past ``max_output_bytes``."""
+    return ReaderFailure(
+        f"{spec.name} printed more than max_output_bytes={spec.max_output_bytes} bytes of "
+        f"output ({kept} bytes kept for the result so far); raise max_output_bytes on the "
+        "CliSpec if this output is expected",
+        ErrorCategory.MALFORMED_OUTPUT,
     )
 
 
@@ -228,14 +311,26 @@ async def read_events(
     adapter: Adapter,
     deliver: Deliver,
     timeouts: ProgressiveTimeoutManager | None = None,
+    *,
+    max_output_bytes: int | None = None,
+    count: ByteCount | None = None,
 ) -> ReaderFailure | None:
     """Frame stdout into lines and pass each line's events to ``deliver``, until EOF.
 
     Returns None at EOF (or once the process exited and a grandchild still holds the
-    pipe), else why reading stopped: silence past ``timeouts``' limit, or a line too long.
-    The adapter's own ``finish`` is the caller's to call.
+    pipe), else why reading stopped: silence past ``timeouts``' limit, a line too long,
+    or more than ``max_output_bytes`` of output. The adapter's own ``finish`` is the
+    caller's to call.
+
+    What counts against ``max_output_bytes`` is every stdout byte read: each line read is
+    kept for the result, as the events it becomes (the one-shot actor keeps every event)
+    or as text an adapter holds for its final answer, and a line an adapter skips costs
+    no more than its bytes. The chunk that would pass the limit is not delivered: a
+    stream consumer sees every event up to the limit, then the call fails. A warm
+    process's output has no end to cap; its turns cap their share of ``count``.
     """
     framer = LineFramer(spec.max_line_bytes)
+    room = math.inf if max_output_bytes is None else max_output_bytes
     try:
         while True:
             deadline = math.inf if timeouts is None else timeouts.chunk_deadline
@@ -247,6 +342,12 @@ async def read_events(
                 return ReaderFailure(timeouts.silence_message(spec.name), ErrorCategory.TIMEOUT)
             if not chunk:
                 break
+            if count is not None:
+                count.total += len(chunk)
+            room -= len(chunk)
+            if room < 0:
+                assert max_output_bytes is not None
+                return output_too_large(spec, max_output_bytes - int(room) - len(chunk))
             if timeouts is not None:
                 timeouts.activity()
             for line in framer.feed(chunk):

@@ -26,6 +26,8 @@ class ReaderFailure:
     message: str
     category: ErrorCategory
     original_error: BaseException | None = None
+    # What the output looked like, when the output was the problem (a line's head and tail).
+    raw_text: str | None = None
 
     def error(self, spec: CliSpec, stderr_tail: str) -> LLMError:
         return LLMError(
@@ -33,6 +35,7 @@ class ReaderFailure:
             self.category,
             stderr=stderr_tail,
             original_error=self.original_error,
+            raw_text=self.raw_text,
             cli=spec.name,
             secrets=spec.secrets(),
         )

@@ -25,8 +25,17 @@ import trio
 from ._errors import ErrorCategory, LLMError, WarmProcessDied
 from ._events import ErrorReport, Event, FinalResult
 from ._messages import ActorDone, ActorMessage
-from ._registry import forget_group, record_group
-from ._spawn import PipeReads, TailBuffer, end_process, pump_stderr, read_events, spawn_cli
+from ._registry import GroupRecord
+from ._spawn import (
+    ByteCount,
+    PipeReads,
+    TailBuffer,
+    end_process,
+    output_too_large,
+    pump_stderr,
+    read_events,
+    spawn_cli,
+)
 from ._spec import CliSpec, WarmLaunch
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
 from ._verdict import ReaderFailure, TurnEvidence, TurnStop, turn_verdict
@@ -64,14 +73,14 @@ async def run_warm_process(
     (with backoff, under its restart intensity). Returns normally when the inbox closes.
     """
     proc = await spawn_cli(spec, launch.argv, stdin_pipe=True)
-    record = record_group(proc.pid)
+    record = GroupRecord(proc.pid)  # before any checkpoint: a SIGKILL leaks nothing
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
         await _serve(spec, launch, proc, inbox, timeouts, on_session)
     finally:
         await end_process(proc, timeouts.graceful_shutdown, spec.name, close_stdin_first=True)
-        forget_group(record)
+        record.forget()
 
 
 async def _serve(
@@ -85,19 +94,20 @@ async def _serve(
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stderr = TailBuffer(spec.stderr_tail_bytes)
     reads = PipeReads()
+    count = ByteCount()
     # stdout is parsed continuously; each turn consumes events up to its FinalResult.
     send_events, receive_events = trio.open_memory_channel[StdoutItem](64)
     died: WarmProcessDied | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pump_stderr, proc.stderr, stderr, reads)
-        nursery.start_soon(_pump_events, spec, proc.stdout, reads, send_events)
+        nursery.start_soon(_pump_events, spec, proc.stdout, reads, send_events, count)
         while died is None:
             try:
                 turn = await inbox.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 break
             died = await _one_turn(
-                spec, launch, proc, turn, receive_events, stderr, config, on_session
+                spec, launch, proc, turn, receive_events, stderr, config, on_session, count
             )
         nursery.cancel_scope.cancel()
     if died is not None:
@@ -113,6 +123,7 @@ async def _one_turn(
     stderr: TailBuffer,
     config: TimeoutConfig,
     on_session: Callable[[str], None] | None,
+    count: ByteCount,
 ) -> WarmProcessDied | None:
     """Serve one turn; returns why the process must be replaced, if it must."""
     timeouts = ProgressiveTimeoutManager(config)
@@ -122,7 +133,7 @@ async def _one_turn(
     stop: TurnStop = TurnStop.TIMED_OUT
     failure: ReaderFailure | None = None
     with trio.CancelScope(deadline=timeouts.total_deadline):
-        stop, failure = await _follow_turn(spec, launch, proc, turn, events, timeouts, seen)
+        stop, failure = await _follow_turn(spec, launch, proc, turn, events, timeouts, seen, count)
     evidence = TurnEvidence(
         stop=stop,
         events=tuple(seen),
@@ -155,9 +166,15 @@ async def _follow_turn(
     events: trio.MemoryReceiveChannel[StdoutItem],
     timeouts: ProgressiveTimeoutManager,
     seen: list[Event],
+    count: ByteCount,
 ) -> tuple[TurnStop, ReaderFailure | None]:
-    """Send the turn, then forward its events into ``seen`` and the reply until it stops."""
+    """Send the turn, then forward its events into ``seen`` and the reply until it stops.
+
+    The turn keeps every event in ``seen``, so it is capped at ``max_output_bytes`` of
+    stdout read since it began (see `read_events`): past that it fails.
+    """
     assert proc.stdin is not None
+    started_at = count.total
     try:
         await proc.stdin.send_all(launch.encode_turn(turn.prompt))
     except _GONE:
@@ -174,6 +191,9 @@ async def _follow_turn(
         if item is None:
             return TurnStop.DIED, None
         timeouts.activity()
+        kept = count.total - started_at
+        if kept > spec.max_output_bytes:
+            return TurnStop.FAILED, output_too_large(spec, kept)
         seen.append(item)
         await _forward(turn, item)
         if isinstance(item, ErrorReport) and item.terminal:
@@ -202,6 +222,7 @@ async def _pump_events(
     stream: trio.abc.ReceiveStream,
     reads: PipeReads,
     send: trio.MemorySendChannel[StdoutItem],
+    count: ByteCount,
 ) -> None:
     async def deliver(events: Sequence[Event]) -> None:
         for event in events:
@@ -210,7 +231,8 @@ async def _pump_events(
     async with send:
         # The adapter's ``finish`` is not called: a warm process's output ends only when
         # the process dies, and the turn in progress fails then whatever was buffered.
-        await send.send(await read_events(spec, stream, reads, spec.adapter_factory(), deliver))
+        adapter = spec.adapter_factory()
+        await send.send(await read_events(spec, stream, reads, adapter, deliver, count=count))
 
 
 __all__ = ["Turn", "WarmProcessDied", "run_warm_process"]

@@ -3,7 +3,10 @@
 
 A schema is checked once, up front, against its draft's metaschema (``$schema``, default
 2020-12), and every ``$ref`` must resolve inside the schema: nothing is fetched from the
-network. An answer's problems read ``$.path: message``, at most `MAX_PROBLEMS` of them.
+network. Also refused up front: a number that is not finite (``1e999`` parses as infinity,
+which JSON cannot carry back into the prompt), and a ``$ref`` loop that comes back to a
+schema without going into the answer (``{"$ref": "#"}``), which no answer could ever get
+through. An answer's problems read ``$.path: message``, at most `MAX_PROBLEMS` of them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import copy
 import functools
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import jsonschema
 import jsonschema.exceptions
@@ -23,6 +27,9 @@ import referencing.exceptions
 import referencing.jsonschema
 from pydantic import BaseModel, RootModel, model_validator
 from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    from referencing._core import Resolver
 
 MAX_PROBLEMS = 5
 _MAX_MESSAGE = 200
@@ -89,14 +96,147 @@ def check_schema(schema: object) -> None:
         raise SchemaError(f"{exc.json_path}: {_short(exc.message)}") from None
     except RecursionError:
         raise SchemaError("nested too deeply") from None
+    _check_finite(schema)
     resolver = _registry(schema).resolver()
-    for ref in _refs(schema):
-        if not ref.startswith("#"):
-            raise SchemaError(f"$ref {ref!r}: only references inside the schema ('#/...')")
+    try:
+        for ref in _refs(schema):
+            if not ref.startswith("#"):
+                raise SchemaError(f"$ref {ref!r}: only references inside the schema ('#/...')")
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                raise SchemaError(f"$ref {ref!r} does not resolve") from None
+        _check_ref_loops(schema, resolver)
+    except RecursionError:
+        raise SchemaError("nested too deeply") from None
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+def _check_finite(schema: object) -> None:
+    """Refuse infinity and NaN anywhere in the schema, naming where (an iterative walk)."""
+    pending: list[tuple[object, str]] = [(schema, "$")]
+    while pending:
+        node, path = pending.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise SchemaError(f"{path}: {node!r} is not a finite number (JSON has none)")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                step = f".{key}" if _PLAIN_KEY.match(str(key)) else f"[{json.dumps(key)}]"
+                pending.append((value, path + step))
+        elif isinstance(node, list):
+            pending.extend((value, f"{path}[{index}]") for index, value in enumerate(node))
+
+
+# Keywords whose subschemas apply to the same instance (a loop through them never ends)...
+_IN_PLACE = ("not", "if", "then", "else")
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_MAPS = ("dependentSchemas",)
+# ... and those whose subschemas apply to parts of it (or are only definitions).
+_BELOW = (
+    "items",
+    "additionalItems",
+    "additionalProperties",
+    "contains",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+)
+_BELOW_LISTS = ("prefixItems", "items")
+_BELOW_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependencies")
+
+_Scoped: TypeAlias = "tuple[dict[str, Any], Resolver[Any]]"
+"""A subschema with the resolver its references resolve against."""
+
+
+def _scoped(node: dict[str, Any], resolver: Resolver[Any], root: object) -> _Scoped:
+    """``node`` with the resolver its own references resolve against (its ``$id`` base)."""
+    if node is not root and isinstance(node.get("$id"), str):
+        resource = referencing.jsonschema.specification_with(
+            str(root.get("$schema", "")) if isinstance(root, dict) else "",
+            default=referencing.jsonschema.DRAFT202012,
+        ).create_resource(node)
+        resolver = resolver.in_subresource(resource)
+    return node, resolver
+
+
+def _children(node: dict[str, Any], in_place: bool) -> Iterator[dict[str, Any]]:
+    """The subschemas of ``node`` that apply in place (or, else, below the instance)."""
+    ones, lists, maps = (
+        (_IN_PLACE, _IN_PLACE_LISTS, _IN_PLACE_MAPS)
+        if in_place
+        else (_BELOW, _BELOW_LISTS, _BELOW_MAPS)
+    )
+    for key in ones:
+        if isinstance(node.get(key), dict):
+            yield node[key]
+    for key in lists:
+        if isinstance(node.get(key), list):
+            yield from (item for item in node[key] if isinstance(item, dict))
+    for key in maps:
+        if isinstance(node.get(key), dict):
+            yield from (item for item in node[key].values() if isinstance(item, dict))
+
+
+def _in_place_edges(scoped: _Scoped, root: object) -> Iterator[tuple[_Scoped, str | None]]:
+    """Where validating ``scoped`` goes next on the same instance: (schema, the $ref or None)."""
+    node, resolver = scoped
+    for child in _children(node, in_place=True):
+        yield _scoped(child, resolver, root), None
+    for keyword in ("$ref", "$dynamicRef"):
+        ref = node.get(keyword)
+        if not isinstance(ref, str):
+            continue
         try:
-            resolver.lookup(ref)
+            resolved = resolver.lookup(ref)
         except referencing.exceptions.Unresolvable:
-            raise SchemaError(f"$ref {ref!r} does not resolve") from None
+            continue  # a $dynamicRef to an anchor set elsewhere at run time
+        if isinstance(resolved.contents, dict):
+            yield _scoped(resolved.contents, resolved.resolver, root), ref
+
+
+def _check_ref_loops(schema: dict[str, Any], resolver: Resolver[Any]) -> None:
+    """Refuse a ``$ref`` loop that never goes into the instance (depth-first, iterative)."""
+    done: set[int] = set()
+    on_path: set[int] = set()
+    for start in _all_subschemas(schema, resolver):
+        if id(start[0]) in done:
+            continue
+        stack: list[tuple[_Scoped, str | None, Iterator[tuple[_Scoped, str | None]]]] = [
+            (start, None, _in_place_edges(start, schema))
+        ]
+        on_path.add(id(start[0]))
+        while stack:
+            here, _entered_by, edges = stack[-1]
+            step = next(edges, None)
+            if step is None:
+                stack.pop()
+                on_path.discard(id(here[0]))
+                done.add(id(here[0]))
+                continue
+            target, ref = step
+            if id(target[0]) in on_path:
+                # A loop holds at least one $ref: subschemas alone form a tree.
+                named = ref or next((r for _s, r, _e in reversed(stack) if r), "#")
+                raise SchemaError(
+                    f"$ref {named!r} loops back without going into the answer "
+                    "(validation would never end)"
+                )
+            if id(target[0]) not in done:
+                on_path.add(id(target[0]))
+                stack.append((target, ref, _in_place_edges(target, schema)))
+
+
+def _all_subschemas(schema: dict[str, Any], resolver: Resolver[Any]) -> Iterator[_Scoped]:
+    pending = [_scoped(schema, resolver, schema)]
+    while pending:
+        scoped = pending.pop()
+        yield scoped
+        node, scope = scoped
+        for in_place in (True, False):
+            pending.extend(_scoped(c, scope, schema) for c in _children(node, in_place))
 
 
 def _registry(schema: Mapping[str, Any]) -> referencing.Registry[Any]:

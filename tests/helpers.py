@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import trio
 
@@ -116,3 +118,23 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float) -> Iterator[None]:
+    """Fail a synchronous block still running after ``seconds`` (SIGALRM; main thread only).
+
+    The synchronous twin of ``trio.fail_after`` used as a hang guard: set it far above any
+    machine's load, so it says "this hung", never "this was slow" (speed belongs in bench/).
+    """
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds:g}s: hung")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

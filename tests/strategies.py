@@ -26,10 +26,20 @@ def _delays_ms(max_value: float) -> st.SearchStrategy[float]:
     )
 
 
+def _retry_on_pool(any_retry_on: bool) -> frozenset[ErrorCategory]:
+    return frozenset(ErrorCategory) if any_retry_on else DEFAULT_RETRY_ON
+
+
 @st.composite
-def retry_configs(draw: st.DrawFn, *, jitter: bool | None = None) -> RetryConfig:
-    """Valid `RetryConfig`s whose `retry_on` is a subset of the default (so never retries
-    a permanent category). `jitter` fixes the flag; None draws it."""
+def retry_configs(
+    draw: st.DrawFn, *, jitter: bool | None = None, any_retry_on: bool = False
+) -> RetryConfig:
+    """Valid `RetryConfig`s. `jitter` fixes the flag; None draws it.
+
+    `retry_on` is a subset of the default (so never holds a permanent category) unless
+    `any_retry_on`, which draws it from every category, permanent ones included (a user may
+    opt in to retrying anything).
+    """
     initial = draw(_delays_ms(10_000.0))
     return RetryConfig(
         max_attempts=draw(st.integers(min_value=1, max_value=10)),
@@ -40,7 +50,9 @@ def retry_configs(draw: st.DrawFn, *, jitter: bool | None = None) -> RetryConfig
         max_delay_ms=initial + draw(_delays_ms(100_000.0)),
         jitter=draw(st.booleans()) if jitter is None else jitter,
         max_retry_after_s=draw(st.floats(min_value=0.0, max_value=3600.0)),
-        retry_on=draw(st.frozensets(st.sampled_from(sorted(DEFAULT_RETRY_ON, key=str)))),
+        retry_on=draw(
+            st.frozensets(st.sampled_from(sorted(_retry_on_pool(any_retry_on), key=str)))
+        ),
     )
 
 

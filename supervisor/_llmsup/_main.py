@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -20,6 +21,7 @@ from ._options import (
     policies_from_args,
     spec_from_args,
 )
+from ._signals import INTERRUPTED, run_stoppable
 
 # Distinct exit statuses, so scripts can branch without parsing text.
 EXIT_CODES: dict[ErrorCategory, int] = {
@@ -90,7 +92,7 @@ def _add_serve(sub: _Subcommands) -> None:
         help="run the HTTP daemon (FastAPI on trio): /ask, /stream, /health, /metrics",
         description="Serve one supervised CLI over HTTP. Binds to 127.0.0.1 unless told "
         "otherwise; with --token (or LLMSUP_TOKEN) every endpoint but /health needs "
-        "'Authorization: Bearer TOKEN'. SIGTERM/SIGINT drain in-flight calls, then exit 0.",
+        "'Authorization: Bearer TOKEN'. SIGTERM/SIGINT/SIGHUP drain in-flight calls, then exit 0.",
     )
     serve_.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve_.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
@@ -184,6 +186,8 @@ async def _chat(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from ._serve import serve
 
+    if not (args.grace >= 0 and math.isfinite(args.grace)):
+        raise BadUsage(f"--grace must be a finite number of seconds >= 0, got {args.grace!r}")
     spec = spec_from_args(args)
     policies = policies_from_args(args)
     try:
@@ -212,9 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.subcommand == "ask":
-            return trio.run(_ask, args)
+            return trio.run(run_stoppable, partial(_ask, args))
         if args.subcommand == "chat":
-            return trio.run(_chat, args)
+            return trio.run(run_stoppable, partial(_chat, args))
         if args.subcommand == "map":
             return trio.run(run_map, args)
         if args.subcommand == "serve":
@@ -222,13 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.subcommand == "demo":
             from ._demo import run_demo
 
-            return trio.run(run_demo, args.prompts, args.concurrency, args.seed)
+            demo = partial(run_demo, args.prompts, args.concurrency, args.seed)
+            return trio.run(run_stoppable, demo)
         if args.subcommand == "emulate":
             return _emulate(args)
     except BadUsage as exc:
         print(f"llmsup: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("llmsup: interrupted; every CLI process was stopped", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl+C before the run could receive it as a signal
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.subcommand!r}")

@@ -179,6 +179,8 @@ def _fake_spec(plan: str | None, prompt_via: str) -> CliSpec:
         plan_obj = json.loads(plan) if plan else None
     except ValueError as exc:
         raise BadUsage(f"--plan is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise BadUsage("--plan is not usable JSON: nested too deeply") from None
     try:
         return fake(plan_obj, prompt_via="stdin" if prompt_via == "stdin" else "arg")
     except ValidationError as exc:

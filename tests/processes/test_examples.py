@@ -207,10 +207,9 @@ def test_fastapi_app_served_by_hypercorn() -> None:
             assert rejected.json()["detail"]["category"] == "circuit_open"
             streamed_rejection = client.get("/stream", params={"query": "hello"})
             assert streamed_rejection.status_code == 503
-        code, took = stop(proc, signal.SIGINT, timeout=20)
+        code, _took = stop(proc, signal.SIGINT, timeout=60)  # a hang guard, not a bound
         assert code == 0, output.read_rest(5)
         assert "server stopped" in output.read_rest(5)
-        assert took < 10
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -245,19 +244,39 @@ async def test_fastapi_create_app_in_process() -> None:
                 async for _text in stream.aiter_text():
                     assert live_processes_with(token)  # 19 more chunks to come
                     break
-        assert await wait_until_gone(token, 5) == []
+        assert await wait_until_gone(token, 30) == []  # polls; 30 s only guards a hang
         shutdown.set()
 
 
 # ------------------------------------------------------------------ the daemon example
 
 
-def test_daemon_runs_for_its_duration() -> None:
-    out = run_example("daemon", "--duration", "2", "--interval", "0.5")
+def test_daemon_runs_rounds_until_stopped() -> None:
+    # Rounds are counted, not timed: wait for round 2's line (a round still running at the
+    # next tick is skipped, so the interval leaves a loaded machine ample room), then stop.
+    # --duration is only a backstop against a hang here.
+    proc = start_example("daemon", "--duration", "300", "--interval", "2")
+    try:
+        output = OutputReader(proc)
+        output.wait_for(r"round 2: .*\n", timeout=120)
+        code, _took = stop(proc, signal.SIGTERM, timeout=60)
+        out = output.read_rest(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, out
     assert "daemon started: cli=fake" in out
     assert "round 1: 4 ok, 0 failed" in out
     assert re.search(r"daemon: statistics: started=4 succeeded=4 failed=0", out)
     assert "round 2: 3 ok, 1 failed (retryable)" in out  # the crashing deploy check
+    assert re.search(r"final statistics: started=\d+ .* in_flight=0 ", out)
+    assert "daemon stopped cleanly" in out
+
+
+def test_daemon_stops_by_itself_after_its_duration() -> None:
+    out = run_example("daemon", "--duration", "1", "--interval", "0.5", timeout=120)
+    assert "daemon started: cli=fake" in out
     assert re.search(r"final statistics: started=\d+ .* in_flight=0 ", out)
     assert "daemon stopped cleanly" in out
 
@@ -273,10 +292,11 @@ def test_daemon_stops_on_sigterm_leaving_no_process() -> None:
         while not [pid for pid in live_processes_with(token) if pid != proc.pid]:
             assert time.monotonic() < deadline, f"no CLI process started:\n{output.text}"
             time.sleep(0.05)
-        code, took = stop(proc, signal.SIGTERM, timeout=15)
+        # The calls hang forever: stopping at all proves they were cancelled; `stop`'s
+        # timeout is a hang guard, not a timing bound.
+        code, _took = stop(proc, signal.SIGTERM, timeout=60)
         text = output.read_rest(5)
         assert code == 0, text
-        assert took < 5, f"took {took:.1f}s to stop"
         assert "SIGTERM received: shutting down" in text
         assert "in_flight=0" in text.split("final statistics:")[1]
         assert "daemon stopped cleanly" in text

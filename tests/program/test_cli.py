@@ -284,6 +284,19 @@ def test_chat_with_a_broken_history_file_is_a_usage_error(tmp_path: Path) -> Non
     assert "is not JSON" in done.stderr
 
 
+def _fake_clis_with(token: str) -> list[int]:
+    """The fake CLI processes (running actors/_fakes/_cli.py) whose argv holds ``token``."""
+    found = []
+    for pid in live_processes_with(token):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"_fakes/_cli.py" in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def test_chat_ctrl_c_mid_turn_leaves_no_process() -> None:
     token = marker()
     plan = json.dumps({"rules": [{"match": token, "latency_s": 60}]})
@@ -300,9 +313,12 @@ def test_chat_ctrl_c_mid_turn_leaves_no_process() -> None:
         assert proc.stdin is not None
         proc.stdin.write(f"{token} slow question\n")
         proc.stdin.flush()
-        for _ in range(500):  # the warm fake CLI is up and busy with the turn
-            if [p for p in live_processes_with(token) if p != proc.pid]:
-                break
+        deadline = time.monotonic() + 60  # only a guard against a hang
+        while not _fake_clis_with(token):
+            # The warm fake CLI must come up, busy with the turn, before the Ctrl+C (not
+            # just any fork of chat's: importing trio forks an ldconfig).
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("chat never started its warm CLI")
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)

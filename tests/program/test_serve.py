@@ -26,7 +26,7 @@ from supervisor._llmsup._serve import (
     serve,
 )
 
-from ..helpers import fake, live_processes_with, marker, wait_until_gone
+from ..helpers import FakeClock, fake, live_processes_with, marker, wait_until_gone
 
 ONE_ATTEMPT = RetryConfig(max_attempts=1)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -165,22 +165,29 @@ async def test_rate_limit_is_429_with_retry_after() -> None:
 
 
 async def test_open_breaker_is_503_with_retry_after_and_shows_in_health() -> None:
-    breaker = CircuitBreaker(failure_threshold=1, timeout_seconds=30)
+    # The breaker's clock stands still (injected), so however long the HTTP round-trips
+    # take on a loaded machine, the breaker still has all of its 30 s to go.
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, timeout_seconds=30, clock=clock)
     async with running(fake({"exit_code": 7}), retry=ONE_ATTEMPT, breaker=breaker) as client:
         first = await client.post("/ask", json={"prompt": "hi"})
         second = await client.post("/ask", json={"prompt": "hi"})
         health = await client.get("/health")
+        clock.now += 12.5
+        later = await client.post("/ask", json={"prompt": "hi"})
         metrics = (await client.get("/metrics")).text
     assert_error(first, 502, "retryable")
     error = assert_error(second, 503, "circuit_open")
-    assert 29 <= int(second.headers["Retry-After"]) <= 30
-    assert 29 < error["retry_after"] <= 30
+    assert second.headers["Retry-After"] == "30"
+    assert error["retry_after"] == 30
     assert health.status_code == 200
     assert health.json()["status"] == "degraded"
     assert health.json()["breaker_state"] == "open"
-    assert 29 < health.json()["breaker_retry_after_s"] <= 30
+    assert health.json()["breaker_retry_after_s"] == 30
+    assert assert_error(later, 503, "circuit_open")["retry_after"] == 17.5
+    assert later.headers["Retry-After"] == "18"  # whole seconds, rounded up
     assert metric(metrics, "llmsup_breaker_state") == 2
-    assert metric(metrics, 'llmsup_calls_total{outcome="circuit_open"}') == 1
+    assert metric(metrics, 'llmsup_calls_total{outcome="circuit_open"}') == 2
     assert metric(metrics, 'llmsup_calls_total{outcome="retryable"}') == 1
 
 
@@ -496,6 +503,14 @@ async def wait_in_flight(client: httpx.AsyncClient, count: int) -> None:
             await trio.sleep(0.05)
 
 
+async def wait_draining(client: httpx.AsyncClient) -> httpx.Response:
+    """Poll /health until the server says it is draining (it saw the signal)."""
+    with trio.fail_after(20):  # only a guard against a hang
+        while (health := await client.get("/health")).status_code != 503:  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    return health
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_a_signal_drains_in_flight_calls_and_exits_0_leaving_no_process(
     signum: signal.Signals,
@@ -526,9 +541,7 @@ async def test_a_signal_drains_in_flight_calls_and_exits_0_leaving_no_process(
             await wait_in_flight(client, 24)
             assert live_processes_with(token)
             proc.send_signal(signum)
-            await trio.sleep(0.3)
-            draining = await client.get("/health")
-            assert draining.status_code == 503
+            draining = await wait_draining(client)
             assert draining.json()["status"] == "draining"
             for _ in range(3):
                 nursery.start_soon(late_call)
@@ -586,7 +599,7 @@ async def test_a_second_signal_forces_the_exit_and_still_stops_every_cli() -> No
                 nursery.start_soon(doomed)
             await wait_in_flight(client, 3)
             proc.send_signal(signal.SIGTERM)
-            await trio.sleep(0.2)
+            await wait_draining(client)  # the first signal was taken: this one is the second
             proc.send_signal(signal.SIGTERM)
             with trio.fail_after(10):
                 await proc.wait()

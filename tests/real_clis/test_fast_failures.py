@@ -5,10 +5,10 @@ failure quickly and leaves no process behind.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+import trio
 
 import actors
 from actors import ErrorCategory, LLMError
@@ -44,16 +44,25 @@ def needs(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not _installed(name), reason=NOT_INSTALLED)
 
 
+# Seconds each CLI takes to fail here, rounded up from `python bench/fast_failures.py`
+# (claude 0.7, codex 0.4, gemini 2.0 on the 2-core CI machine). The tests do not time the
+# failure: ten times this figure is a guard against a hang (a CLI retrying on its own for
+# minutes), not a speed check, which belongs to the bench.
+MEASURED_FAILURE_S = {"claude": 1.0, "codex": 1.0, "gemini": 2.0}
+
+
+def hang_guard_s(name: str) -> float:
+    """Ten times the measured time to fail: far from any load, far below minutes of retries."""
+    return 10 * MEASURED_FAILURE_S[name]
+
+
 async def _fails_fast(spec: actors.CliSpec, token: str, needle: str) -> LLMError:
-    started = time.monotonic()
     async with open_supervisor(
         spec, retry=ONE_ATTEMPT, timeouts=TimeoutConfig(total_execution=60.0)
     ) as sup:
-        with pytest.raises(LLMError) as info:
+        with trio.fail_after(hang_guard_s(spec.name)), pytest.raises(LLMError) as info:
             await sup.ask("--help")  # a prompt that would print help if it were a flag
-    elapsed = time.monotonic() - started
     error = info.value
-    assert elapsed < 20.0, f"{spec.name} took {elapsed:.1f}s to fail"
     assert error.category is ErrorCategory.RETRYABLE, error
     assert needle.lower() in (error.message + error.stderr).lower(), error
     assert await wait_until_gone(token, 5.0) == []

@@ -61,6 +61,26 @@ async def test_three_turns_each_carrying_the_earlier_ones(name: CliName, tmp_pat
         assert stats.processes_spawned == 1  # one warm process served every turn
 
 
+def _session_files(root: Path, session_id: str) -> list[Path]:
+    """claude's stored transcript of ``session_id`` (``.claude/projects/<dir>/<id>.jsonl``)."""
+    return list(root.rglob(f"{session_id}.jsonl"))
+
+
+async def _wait_for_stored_answer(root: Path, session_id: str, prompt: str) -> None:
+    with trio.fail_after(60):  # only a guard against a hang
+        while not any(  # noqa: ASYNC110 - a file appearing offers nothing to await
+            f"echo: {prompt}" in path.read_text(errors="replace")
+            for path in _session_files(root, session_id)
+        ):
+            await trio.sleep(0.05)
+
+
+async def _wait_until_dead(token: str) -> None:
+    with trio.fail_after(60):  # only a guard against a hang
+        while live_processes_with_env(token):  # noqa: ASYNC110 - polling /proc
+            await trio.sleep(0.02)
+
+
 @pytest.mark.skipif(not _installed("claude"), reason=SKIP_REASON)
 @pytest.mark.parametrize("stored", [True, False], ids=["session-stored", "session-not-stored"])
 async def test_warm_claude_killed_between_turns_recovers_with_its_history(
@@ -74,10 +94,19 @@ async def test_warm_claude_killed_between_turns_recovers_with_its_history(
         async with open_supervisor(spec, retry=RETRY, timeouts=TIMEOUTS) as sup:
             async with sup.conversation() as conv:
                 first = await conv.send("the secret is 42")
+                assert first.session_id
                 if stored:
-                    await trio.sleep(1.0)  # claude stores the session just after a turn
+                    # claude stores the session just after a turn: wait until the answer is
+                    # on disk instead of guessing how long that takes.
+                    await _wait_for_stored_answer(tmp_path, first.session_id, "the secret is 42")
                 for pid in live_processes_with_env(token):
                     os.kill(pid, signal.SIGKILL)
+                if not stored:
+                    # Whether claude got to write it before the kill is a race: make sure
+                    # nothing is stored once it is dead.
+                    await _wait_until_dead(token)
+                    for stale in _session_files(tmp_path, first.session_id):
+                        stale.unlink()
                 second = await conv.send("what is the secret?")
             stats = sup.statistics()
         requests = list(emulator.requests)

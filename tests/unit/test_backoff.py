@@ -191,18 +191,46 @@ def test_nan_retry_after_falls_back_to_backoff() -> None:
 
 @settings(max_examples=100)
 @given(
-    config=retry_configs(),
     error=llm_errors(category=st.sampled_from(sorted(PERMANENT_CATEGORIES, key=str))),
     attempt=st.integers(min_value=1, max_value=20),
+    max_attempts=st.integers(min_value=1, max_value=30),
 )
-def test_permanent_errors_are_never_retried(
-    config: RetryConfig, error: LLMError, attempt: int
+def test_permanent_errors_are_never_retried_by_default(
+    error: LLMError, attempt: int, max_attempts: int
 ) -> None:
+    # The promise is about the default `retry_on`: nothing keeps a user from opting in.
+    config = RetryConfig(max_attempts=max_attempts)
     assert not should_retry(config, error, attempt)
 
 
+@settings(max_examples=300)
+@given(
+    config=retry_configs(any_retry_on=True),
+    error=llm_errors(),
+    attempt=st.integers(min_value=1, max_value=20),
+)
+def test_should_retry_is_retry_on_membership_with_attempts_left(
+    config: RetryConfig, error: LLMError, attempt: int
+) -> None:
+    # The policy as written: `retry_on` alone decides, for permanent categories too.
+    expected = attempt < config.max_attempts and error.category in config.retry_on
+    assert should_retry(config, error, attempt) is expected
+
+
+@pytest.mark.parametrize("category", sorted(PERMANENT_CATEGORIES, key=str))
+def test_a_permanent_category_put_in_retry_on_is_retried(category: ErrorCategory) -> None:
+    config = RetryConfig(max_attempts=3, retry_on=frozenset({category}))
+    error = LLMError("opted in", category)
+    assert should_retry(config, error, 1)
+    assert _attempts_made(config, error) == 3
+
+
 @settings(max_examples=100)
-@given(config=retry_configs(), error=llm_errors(), extra=st.integers(min_value=0, max_value=20))
+@given(
+    config=retry_configs(any_retry_on=True),
+    error=llm_errors(),
+    extra=st.integers(min_value=0, max_value=20),
+)
 def test_no_retry_once_attempts_are_used_up(
     config: RetryConfig, error: LLMError, extra: int
 ) -> None:
@@ -210,7 +238,7 @@ def test_no_retry_once_attempts_are_used_up(
 
 
 @settings(max_examples=100)
-@given(config=retry_configs(), error=llm_errors())
+@given(config=retry_configs(any_retry_on=True), error=llm_errors())
 def test_a_retry_loop_makes_max_attempts_for_retryable_errors_and_one_otherwise(
     config: RetryConfig, error: LLMError
 ) -> None:

@@ -483,12 +483,21 @@ def test_invalid_arguments_are_named(kwargs: dict[str, float], message: str) -> 
         CircuitBreaker(**kwargs)  # type: ignore[arg-type]
 
 
-def test_default_clock_outside_trio_is_monotonic_time() -> None:
+def test_default_clock_outside_trio_is_monotonic_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # time.monotonic itself is replaced by a hand-moved clock: no real-time window at all.
+    import types
+
+    import actors._timeouts
+
+    clock = FakeClock(5000.0)
+    monkeypatch.setattr(actors._timeouts, "time", types.SimpleNamespace(monotonic=clock))
     breaker = CircuitBreaker(failure_threshold=1, timeout_seconds=60)
     fail_times(breaker, 1)
-    remaining = breaker.retry_after()
-    assert remaining is not None
-    assert 59 < remaining <= 60
+    assert breaker.retry_after() == 60
+    clock.now += 1.5
+    assert breaker.retry_after() == 58.5
+    clock.now += 58.5
+    assert state(breaker) is CircuitState.HALF_OPEN
 
 
 # -- call() and call_async() -------------------------------------------------------------

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, RootModel
 
 from actors._errors import ErrorCategory, LLMError
 from supervisor._json import JSONExtractor, schema_instructions
+from tests.helpers import hang_guard
 
 
 class CodeAnalysis(BaseModel):
@@ -69,6 +69,34 @@ prose: st.SearchStrategy[str] = st.text(
 )
 """Text without brackets."""
 
+stray_prose: st.SearchStrategy[str] = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from('{}[]{}[]":,'),  # brackets (and JSON punctuation) often, not rarely
+    ),
+    max_size=60,
+)
+"""Text with stray brackets: the hard case, before the JSON (see `_no_json_starts_in`)."""
+
+_decoder = json.JSONDecoder()
+
+
+def _no_json_starts_in(text: str, end: int) -> bool:
+    """True when no JSON object or array in ``text`` starts before index ``end``.
+
+    Stray brackets can happen to form JSON of their own (``"[]"``, or ``"["`` and ``"]"``
+    around the value): then that JSON is a right answer too, and the property is moot.
+    """
+    for index in range(min(end, len(text))):
+        if text[index] in "{[":
+            try:
+                _decoder.raw_decode(text, index)
+            except ValueError:
+                continue
+            return False
+    return True
+
+
 dump_styles: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
     [{}, {"indent": 2}, {"ensure_ascii": False}, {"separators": (",", ":")}]
 )
@@ -88,6 +116,48 @@ def test_json_in_prose_is_extracted(
 ) -> None:
     text = f"{before}{json.dumps(value, **style)}{after}"
     assert extract(text, strict=strict) == (_normal(value), None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known bug (reported, supervisor/_json.py not owned here): after a stray '[' or '{' "
+    "fails to decode, _scanned resumes at the failure position, past the real JSON",
+)
+@settings(max_examples=300)
+@given(value=containers, before=stray_prose, after=prose, style=dump_styles, strict=st.booleans())
+@example(value=[], before="[", after="", style={}, strict=True)  # found by this property
+def test_json_after_stray_brackets_is_extracted(
+    value: Any, before: str, after: str, style: dict[str, Any], strict: bool
+) -> None:
+    text = f"{before}{json.dumps(value, **style)}{after}"
+    assume(_no_json_starts_in(text, len(before)))
+    assert extract(text, strict=strict) == (_normal(value), None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known bug (reported, supervisor/_json.py not owned here): after a stray '[' or '{' "
+    "fails to decode, _scanned resumes at the failure position, past the real JSON",
+)
+@settings(max_examples=200)
+@given(
+    summary=st.text(max_size=20),
+    score=st.floats(allow_nan=False, allow_infinity=False),
+    before=stray_prose,
+    strict=st.booleans(),
+)
+@example(summary="x", score=0.5, before="see [", strict=True)
+def test_the_model_is_found_after_stray_brackets(
+    summary: str, score: float, before: str, strict: bool
+) -> None:
+    wanted = {"summary": summary, "issues": [], "score": score}
+    text = f"{before} {json.dumps(wanted)}"
+    assume(_no_json_starts_in(text, len(before)))
+    data, error = extract(text, CodeAnalysis, strict=strict)
+    assert error is None, error
+    assert data == _normal(wanted)
 
 
 @settings(max_examples=100, deadline=None)
@@ -197,6 +267,23 @@ def test_braces_in_prose_do_not_hide_the_object() -> None:
     text = f"Use {{name}} in templates, or {{user.id}}. Result: {GOOD_JSON}"
     assert extract(text) == (GOOD, None)
     assert extract(text, CodeAnalysis) == (GOOD, None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known bug (reported): a stray opening bracket hides the JSON after it",
+)
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[[]", []), ("see [ [1, 2]", [1, 2]), ('cut {"k": {"a": 1}', {"a": 1})],
+)
+def test_a_stray_open_bracket_does_not_hide_the_json_after_it(
+    text: str, expected: Any, strict: bool
+) -> None:
+    # Each stray bracket's decode runs into the real JSON and fails only at its end.
+    assert extract(text, strict=strict) == (expected, None)
 
 
 def test_braces_in_prose_before_malformed_json() -> None:
@@ -358,26 +445,36 @@ def test_options_must_be_positive(options: dict[str, int]) -> None:
         JSONExtractor(**options)
 
 
-def test_megabyte_answer() -> None:
+# How long these take is measured by bench/extract.py (milliseconds); here the guard only
+# catches a hang, such as a quadratic rescan of a megabyte (minutes).
+MEGABYTE_HANG_GUARD_S = 120
+
+
+def megabyte_answer() -> str:
     filler = "The quick brown fox uses {placeholder} [citation needed] in templates.\n" * 15_000
     assert len(filler) > 1_000_000
-    text = f"{filler}\nFinal answer: {GOOD_JSON}\n{filler}"
-    started = time.perf_counter()
-    data, error = extractor.extract_json(text, CodeAnalysis)
-    elapsed = time.perf_counter() - started
+    return f"{filler}\nFinal answer: {GOOD_JSON}\n{filler}"
+
+
+def megabyte_of_prose() -> str:
+    return "Nothing to see here, just {words}.\n" * 30_000
+
+
+def test_megabyte_answer() -> None:
+    with hang_guard(MEGABYTE_HANG_GUARD_S):
+        data, error = extractor.extract_json(megabyte_answer(), CodeAnalysis)
     assert (data, error) == (GOOD, None)
-    assert elapsed < 5.0  # a sanity bound only; it takes milliseconds
 
 
 def test_megabyte_of_prose_without_json() -> None:
-    text = "Nothing to see here, just {words}.\n" * 30_000
-    started = time.perf_counter()
+    text = megabyte_of_prose()
     for strict in (True, False):
-        assert extract(text, CodeAnalysis, strict=strict) == (
+        with hang_guard(MEGABYTE_HANG_GUARD_S):
+            outcome = extract(text, CodeAnalysis, strict=strict)
+        assert outcome == (
             None,
             f"no JSON object or array found in the answer ({len(text)} chars of prose)",
         )
-    assert time.perf_counter() - started < 5.0
 
 
 # -- extract_model and schema_instructions ---------------------------------------------

@@ -35,10 +35,10 @@ Output
     was killed mid-write, which a single ``write()`` makes unlikely) is cut off first. The
     exit status still counts the failures kept from before.
 
-Ctrl+C / SIGTERM
+Ctrl+C / SIGTERM / SIGHUP
     Stops the run: every CLI process tree is ended (the supervisors' stop sequence), no line
     is half-written, items in flight are not written (``--resume`` runs them), exit status
-    130 (143 for SIGTERM).
+    130 (143 for SIGTERM, 129 for SIGHUP: 128+signal).
 
 Fallbacks
     ``--fallback NAME`` (repeatable) opens one supervisor per CLI for the whole run. An item
@@ -60,7 +60,7 @@ Memory
 
 Progress and summary go to stderr: a rich progress bar on a terminal, else a plain line
 every `PLAIN_EVERY_S` seconds or 10 %. Exit status: 0 when every item succeeded, 1 when
-any failed, 2 for usage errors, 130/143 when interrupted.
+any failed, 2 for usage errors, 128+signal (130, 143, 129) when interrupted.
 """
 
 from ._command import add_map_arguments as add_map_arguments

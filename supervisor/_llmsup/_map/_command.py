@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import AsyncIterator
 from typing import TextIO
 
 import trio
 
 from .._options import add_cli_options
+from .._signals import STOP_SIGNALS, StopRequest, signal_status, watch_stop_signals
 from ._job import prepare_job
 from ._output import OutputFile
 from ._report import start_lines, summary_lines
@@ -18,7 +17,8 @@ from ._run import MapRun, run_stages
 from ._stages import build_stages
 from ._tally import Tally
 
-INTERRUPT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+INTERRUPT_STATUS = {signum: signal_status(signum) for signum in STOP_SIGNALS}
+"""130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP: 128+signal."""
 
 
 def add_map_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,17 +54,6 @@ def add_map_arguments(parser: argparse.ArgumentParser) -> None:
     add_cli_options(parser, concurrency=8)
 
 
-async def _watch_signals(
-    signals: AsyncIterator[int], work: trio.CancelScope, interrupted: list[int], stream: TextIO
-) -> None:
-    async for signum in signals:
-        if not interrupted:
-            interrupted.append(signum)
-            work.cancel()
-        else:
-            print("map: still stopping the CLI processes...", file=stream, flush=True)
-
-
 async def run_map(args: argparse.Namespace) -> int:
     """``llmsup map``; returns the exit status (see the package docstring)."""
     job = prepare_job(args)
@@ -73,13 +62,14 @@ async def run_map(args: argparse.Namespace) -> int:
     _print_lines(start_lines(job, stages), stream)
     out = OutputFile(job.output)
     run = MapRun(job, stages, out, Tally(job.total))
-    interrupted: list[int] = []
+    interrupted = StopRequest()
     started = trio.current_time()
     try:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async with trio.open_nursery() as guard:
                 work = trio.CancelScope()
-                guard.start_soon(_watch_signals, signals, work, interrupted, stream)
+                repeat = "map: still stopping the CLI processes..."
+                guard.start_soon(watch_stop_signals, signals, work, interrupted, stream, repeat)
                 with work:
                     await run_stages(run, started)
                 guard.cancel_scope.cancel()
@@ -93,17 +83,18 @@ async def run_map(args: argparse.Namespace) -> int:
         run.tally,
         lines_written=out.lines,
         elapsed=trio.current_time() - started,
-        interrupted=bool(interrupted),
+        interrupted=interrupted.signum is not None,
     )
     _print_lines(summary, stream)
     failed = bool(run.tally.failed) or job.previous.failed > 0
-    return exit_status(interrupted[0] if interrupted else None, failed=failed)
+    return exit_status(interrupted.signum, failed=failed)
 
 
 def exit_status(signum: int | None, *, failed: bool) -> int:
-    """130/143 when a signal stopped the run, else 1 when any item failed (now or before)."""
+    """128+signal (130, 143, 129) when a signal stopped the run, else 1 when any item failed
+    (now or before)."""
     if signum is not None:
-        return INTERRUPT_STATUS.get(signal.Signals(signum), 130)
+        return signal_status(signum)
     return 1 if failed else 0
 
 

@@ -65,6 +65,8 @@ class _JsonlSource:
             obj = json.loads(line)
         except ValueError as exc:
             raise BadUsage(f"{where}: not valid JSON ({exc})") from exc
+        except RecursionError:
+            raise BadUsage(f"{where}: not usable JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise BadUsage(f"{where}: not a JSON object")
         if "id" not in obj or obj["id"] is None:

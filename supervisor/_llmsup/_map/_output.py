@@ -111,7 +111,7 @@ def scan_output(path: str, input_ids: set[str | int]) -> PreviousRun:
 def _record_of(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not one of our lines
         return None
     if not isinstance(record, dict):
         return None

@@ -22,6 +22,8 @@ def load_output_model(spec: str) -> type[BaseModel]:
                 schema = json.load(f)
         except (OSError, ValueError) as exc:
             raise BadUsage(f"--output-schema {spec}: not a readable JSON file ({exc})") from exc
+        except RecursionError:
+            raise BadUsage(f"--output-schema {spec}: nested too deeply") from None
         try:
             return schema_model(schema, Path(spec).stem)
         except SchemaError as exc:

@@ -1,7 +1,7 @@
 """``llmsup serve``: one supervisor behind a small HTTP API (FastAPI on Hypercorn's trio worker).
 
 `create_app` builds the ASGI app; its lifespan owns one `open_supervisor`, so every CLI process
-the app starts is stopped when the app stops. `serve` runs it until SIGTERM or SIGINT.
+the app starts is stopped when the app stops. `serve` runs it until SIGTERM, SIGINT or SIGHUP.
 
 Endpoints (all but ``/health`` need ``Authorization: Bearer <token>`` when a token is set):
 
@@ -44,7 +44,7 @@ metaschema (``$schema``, default 2020-12); one that is not valid JSON Schema, or
 validated by it in full. On ``/stream`` the schema instructions go into the prompt and the
 final text is checked once (a stream cannot be re-asked).
 
-Shutdown (`serve`): the first SIGTERM/SIGINT starts draining: new calls are refused with 503
+Shutdown (`serve`): the first SIGTERM/SIGINT/SIGHUP starts draining: new calls are refused with 503
 (``Connection: close``), ``/health`` turns 503, and calls in flight get up to ``grace_s`` to
 finish. Calls still running then are cancelled (their CLI processes stopped, each stop
 sequence bounded by ``TimeoutConfig.graceful_shutdown``) and answered 503 ``unavailable``, or,

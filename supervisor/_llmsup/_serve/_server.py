@@ -60,7 +60,7 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> int:
-    """Serve `create_app(spec, ...)` on ``host:port`` until SIGTERM or SIGINT; return 0.
+    """Serve `create_app(spec, ...)` on ``host:port`` until SIGTERM, SIGINT or SIGHUP; return 0.
 
     Prints ``llmsup serve: <cli> on http://HOST:PORT`` (the real port when ``port`` is 0)
     once it accepts requests, and reports that URL through ``task_status`` (so
@@ -86,7 +86,7 @@ async def serve(
     _warn_without_token(host, token)
     shutdown = ServeShutdown()
     stop_budget = (timeouts or TimeoutConfig()).graceful_shutdown + 5.0
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         sockets = bind_sockets(host, port)
         try:
             url = _url_of(sockets)
@@ -177,7 +177,7 @@ class ServeShutdown:
     forced: bool = False
 
     def on_signal(self) -> bool:
-        """Take one SIGTERM/SIGINT; True when it forces the end (it is the second)."""
+        """Take one SIGTERM/SIGINT/SIGHUP; True when it forces the end (it is the second)."""
         if not self.drain.is_set():
             self.drain.set()
             return False
