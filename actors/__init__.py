@@ -50,6 +50,7 @@ from ._spec import Adapter as Adapter
 from ._spec import Classifier as Classifier
 from ._spec import CliSpec as CliSpec
 from ._spec import ProcessExit as ProcessExit
+from ._spec import ToolPolicy as ToolPolicy
 from ._timeouts import ProgressiveTimeoutManager as ProgressiveTimeoutManager
 from ._timeouts import TimeoutConfig as TimeoutConfig
 

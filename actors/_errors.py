@@ -59,6 +59,8 @@ class LLMError(Exception):
         cli: the name of the CLI spec that failed.
         attempts: how many attempts were made before giving up (set by the retry layer).
         raw_text: the last answer, when the answer itself was the problem (MALFORMED_OUTPUT).
+        lost_session: the session id the CLI was asked to continue and said it does not
+            know (set by its classifier); a conversation then starts a new session.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class LLMError(Exception):
         is_retryable: bool | None = None,
         secrets: Iterable[str] = (),
         raw_text: str | None = None,
+        lost_session: str | None = None,
     ) -> None:
         secrets = tuple(secrets)
         self.message = redact(message, secrets)
@@ -89,6 +92,7 @@ class LLMError(Exception):
         self.attempts = attempts
         self.raw_text = redact(raw_text, secrets) if raw_text is not None else None
         self._is_retryable = is_retryable
+        self.lost_session = lost_session
         super().__init__(self.message)
 
     @property
@@ -135,6 +139,7 @@ class LLMError(Exception):
             "attempts": self.attempts,
             "is_retryable": self._is_retryable,
             "raw_text": self.raw_text,
+            "lost_session": self.lost_session,
         }
         fields.update(changes)
         message = fields.pop("message")

@@ -26,7 +26,7 @@ from ._registry import GroupRecord
 from ._spawn import PipeReads, TailBuffer, end_process, pump_stderr, read_events, spawn_cli
 from ._spec import CliSpec
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
-from ._verdict import ReaderFailure, RunEvidence, run_verdict
+from ._verdict import ReaderFailure, RunEvidence, forbidden_tool, run_verdict
 
 logger = logging.getLogger("llmsup.actor")
 
@@ -55,6 +55,10 @@ class ProcessRun:
         for event in events:
             self.events.append(event)
             await send_soon(self.outbox, event)
+            forbidden = forbidden_tool(self.spec, event)
+            if forbidden is not None:
+                self.fail(forbidden)  # stop it before the tool can run
+                return
             if isinstance(event, ErrorReport) and event.terminal and not self.stopped_early:
                 # Waiting is pointless (or the CLI would retry on its own): stop it now; the
                 # classifier judges the evidence gathered so far.

@@ -19,6 +19,10 @@ from ._subreaper import SUPERVISOR_MARK
 
 PromptVia = Literal["arg", "stdin"]
 OutputFormat = Literal["text", "jsonl"]
+# What the agent may do. "none": the model answers and nothing runs; "read": read within
+# the working folder; "edit": also write there; "full": everything the CLI can do.
+ToolPolicy = Literal["none", "read", "edit", "full"]
+TOOL_POLICIES: tuple[ToolPolicy, ...] = ("none", "read", "edit", "full")
 
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 # Linux refuses any single argv string over 32 pages (MAX_ARG_STRLEN) with E2BIG.
@@ -76,6 +80,10 @@ def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _name_set(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
 def _env_dict(value: Mapping[str, str] | None) -> dict[str, str]:
     return dict(value or {})
 
@@ -114,6 +122,15 @@ class CliSpec:
         stderr_watch: called with each stderr line; an `ErrorReport` it returns joins the
             events (a terminal one stops the CLI at once). For CLIs that report trouble
             only on stderr, such as retry attempts.
+        tools: the `ToolPolicy` the CLI runs under (the factories map it onto each CLI's
+            own flags). Under "none" the runtime is the second line of defence: a
+            `ToolUse` event whose name is not in ``permitted_tools`` stops the process at
+            once, and the call fails PERMANENT naming the tool and the policy.
+        permitted_tools: tool names let through even under "none" (claude's
+            ``StructuredOutput``, which is how it returns structured data).
+        with_system: given a system prompt, a spec whose CLI gets it natively (replacing
+            the CLI's own agent instructions where it allows); None: the caller replays it
+            into the user text.
     """
 
     name: str
@@ -136,6 +153,10 @@ class CliSpec:
     output_schema: Callable[[dict[str, Any]], CliSpec] | None = attrs.field(default=None, eq=False)
     # How this CLI continues a conversation (None: history replay). See actors._warm.
     session: SessionSupport | None = attrs.field(default=None, eq=False)
+    tools: ToolPolicy = attrs.field(default="none", validator=attrs.validators.in_(TOOL_POLICIES))
+    permitted_tools: frozenset[str] = attrs.field(default=frozenset(), converter=_name_set)
+    # A spec that passes a system prompt through the CLI's own mechanism.
+    with_system: Callable[[str], CliSpec] | None = attrs.field(default=None, eq=False)
 
     def build_argv(self, prompt: str) -> list[str]:
         """The exact argv for one call. The prompt is one element, never split or quoted."""

@@ -12,7 +12,15 @@ import enum
 import attrs
 
 from ._errors import ErrorCategory, LLMError
-from ._events import AssistantMessage, Event, FinalResult, SessionStarted, TextDelta, UsageReport
+from ._events import (
+    AssistantMessage,
+    Event,
+    FinalResult,
+    SessionStarted,
+    TextDelta,
+    ToolUse,
+    UsageReport,
+)
 from ._messages import CallOutcome
 from ._spec import CliSpec, ProcessExit
 
@@ -39,6 +47,23 @@ class ReaderFailure:
             cli=spec.name,
             secrets=spec.secrets(),
         )
+
+
+def forbidden_tool(spec: CliSpec, event: Event) -> ReaderFailure | None:
+    """The failure that stops a CLI asking to run a tool its policy does not allow.
+
+    The second line of defence behind each CLI's own flags: under ``tools="none"`` a
+    `ToolUse` (other than ``spec.permitted_tools``) means the CLI is about to run it.
+    """
+    if spec.tools != "none" or not isinstance(event, ToolUse):
+        return None
+    if event.name in spec.permitted_tools:
+        return None
+    return ReaderFailure(
+        f"{spec.name} asked to run the tool {event.name!r}, but its tool policy is 'none': "
+        "the process was stopped (pass tools='read', 'edit' or 'full' to allow tools)",
+        ErrorCategory.PERMANENT,
+    )
 
 
 @attrs.frozen

@@ -38,7 +38,7 @@ from ._spawn import (
 )
 from ._spec import CliSpec, WarmLaunch
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
-from ._verdict import ReaderFailure, TurnEvidence, TurnStop, turn_verdict
+from ._verdict import ReaderFailure, TurnEvidence, TurnStop, forbidden_tool, turn_verdict
 
 logger = logging.getLogger("llmsup.warm")
 
@@ -196,6 +196,9 @@ async def _follow_turn(
             return TurnStop.FAILED, output_too_large(spec, kept)
         seen.append(item)
         await _forward(turn, item)
+        forbidden = forbidden_tool(spec, item)
+        if forbidden is not None:
+            return TurnStop.FAILED, forbidden  # the process is replaced before it runs it
         if isinstance(item, ErrorReport) and item.terminal:
             return TurnStop.TERMINAL_REPORT, None
         if isinstance(item, FinalResult):

@@ -255,3 +255,17 @@ def test_without_a_final_result_the_outcome_is_the_streamed_text() -> None:
         None,
         None,
     )
+
+
+def test_forbidden_tool_under_none_names_the_tool_and_the_policy() -> None:
+    import actors
+    from actors import ToolUse
+    from actors._verdict import forbidden_tool
+
+    spec = attrs.evolve(actors.command(["true"]), permitted_tools={"StructuredOutput"})
+    failure = forbidden_tool(spec, ToolUse(name="Bash"))
+    assert failure is not None and failure.category is ErrorCategory.PERMANENT
+    assert "'Bash'" in failure.message and "'none'" in failure.message
+    assert forbidden_tool(spec, ToolUse(name="StructuredOutput")) is None
+    assert forbidden_tool(attrs.evolve(spec, tools="read"), ToolUse(name="Bash")) is None
+    assert forbidden_tool(spec, TextDelta(text="Bash")) is None
