@@ -41,6 +41,7 @@ from ._events import Usage as Usage
 from ._events import UsageReport as UsageReport
 from ._fakes._plan import FaultPlan as FaultPlan
 from ._fakes._plan import FaultRule as FaultRule
+from ._fakes._simulated import simulated as simulated
 from ._fakes._spec import fake as fake
 from ._messages import ActorDone as ActorDone
 from ._messages import CallOutcome as CallOutcome

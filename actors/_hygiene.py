@@ -53,12 +53,18 @@ def _stat_fields(pid: str) -> tuple[str, int, int] | None:
         return None
 
 
-def live_members(pgid: int) -> list[int]:
-    """Pids of non-zombie processes in group ``pgid`` or session ``pgid``."""
+def live_members(pgid: int, *, whole_session: bool = False) -> list[int]:
+    """Pids of non-zombie processes in group ``pgid`` or session ``pgid``.
+
+    The /proc scan (about 1 ms) runs only while the group is not empty, unless
+    ``whole_session``: then members that moved to another group of the session (codex's
+    sandbox helper does) are found after the group emptied too.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
-        return []
+        if not whole_session:
+            return []
     except PermissionError:
         pass
     members: list[int] = []
@@ -75,39 +81,41 @@ def live_members(pgid: int) -> list[int]:
     return members
 
 
-def _kill_members(pgid: int, sig: signal.Signals) -> None:
+def _kill_members(pgid: int, sig: signal.Signals, whole_session: bool) -> None:
     signal_group(pgid, sig)
     # Members that left the group but not the session (setpgid) are found via /proc.
-    for pid in live_members(pgid):
+    for pid in live_members(pgid, whole_session=whole_session):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
 
 
-async def wait_group_gone(pgid: int) -> None:
+async def wait_group_gone(pgid: int, *, whole_session: bool = False) -> None:
     """Return once no live member of the group remains. Bound it with a cancel scope."""
     # Orphans are not our children: no pidfd or wait() to block on, so poll.
-    while live_members(pgid):  # noqa: ASYNC110
+    while live_members(pgid, whole_session=whole_session):  # noqa: ASYNC110
         await trio.sleep(_POLL_S)
 
 
-async def _gone_within(pgid: int, seconds: float) -> bool:
+async def _gone_within(pgid: int, seconds: float, whole_session: bool) -> bool:
     with trio.move_on_after(max(seconds, 0.0)):
-        await wait_group_gone(pgid)
-    return not live_members(pgid)
+        await wait_group_gone(pgid, whole_session=whole_session)
+    return not live_members(pgid, whole_session=whole_session)
 
 
-async def sweep_group(pgid: int, grace: float, kill_wait: float = 1.0) -> list[int]:
+async def sweep_group(
+    pgid: int, grace: float, kill_wait: float = 1.0, *, whole_session: bool = False
+) -> list[int]:
     """End every leftover of a finished CLI's tree: SIGTERM, wait ``grace``, SIGKILL.
 
     Returns the pids that survived even SIGKILL for ``kill_wait`` seconds (stuck in D
     state); the caller logs them. Bounded: never waits longer than ``grace + kill_wait``.
     Call it shielded.
     """
-    if not live_members(pgid):
+    if not live_members(pgid, whole_session=whole_session):
         return []
-    _kill_members(pgid, signal.SIGTERM)
-    if await _gone_within(pgid, grace):
+    _kill_members(pgid, signal.SIGTERM, whole_session)
+    if await _gone_within(pgid, grace, whole_session):
         return []
-    _kill_members(pgid, signal.SIGKILL)
-    await _gone_within(pgid, kill_wait)
-    return live_members(pgid)
+    _kill_members(pgid, signal.SIGKILL, whole_session)
+    await _gone_within(pgid, kill_wait, whole_session)
+    return live_members(pgid, whole_session=whole_session)

@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
+from ._backend import SpawnedCli
 from ._channels import send_soon
 from ._errors import ErrorCategory, LLMError
 from ._events import ErrorReport, Event
 from ._messages import ActorDone, ActorMessage, CallOutcome
-from ._registry import GroupRecord
-from ._spawn import PipeReads, TailBuffer, end_process, pump_stderr, read_events, spawn_cli
+from ._spawn import PipeReads, TailBuffer, end_process, pump_stderr, read_events, spawner_of
 from ._spec import CliSpec
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
 from ._verdict import ReaderFailure, RunEvidence, forbidden_tool, run_verdict
@@ -105,16 +105,16 @@ async def _run_once(
     payload = spec.stdin_payload(prompt)
     timeouts = ProgressiveTimeoutManager(config)
     timeouts.start()
-    # Whatever spawn_cli starts is owned by the try/finally below before the next checkpoint.
-    proc = await spawn_cli(spec, argv, stdin_pipe=payload is not None)
-    record = GroupRecord(proc.pid)  # before any checkpoint: a SIGKILL leaks nothing
+    # Whatever the spawn starts is owned by the try/finally below before the next checkpoint
+    # (the real backend records its group in the registry before returning).
+    proc = await spawner_of(spec).spawn(spec, argv, stdin_pipe=payload is not None)
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
         verdict = await _supervise(spec, proc, payload, outbox, timeouts)
     finally:
         await end_process(proc, config.graceful_shutdown, spec.name)
-        record.forget()
+        proc.release()
     if isinstance(verdict, LLMError):
         raise verdict
     return verdict
@@ -122,7 +122,7 @@ async def _run_once(
 
 async def _supervise(
     spec: CliSpec,
-    proc: trio.Process,
+    proc: SpawnedCli,
     payload: bytes | None,
     outbox: trio.MemorySendChannel[ActorMessage],
     timeouts: ProgressiveTimeoutManager,
@@ -132,7 +132,6 @@ async def _supervise(
     async with trio.open_nursery() as nursery:
         nursery.cancel_scope.deadline = timeouts.total_deadline
         run = ProcessRun(spec=spec, outbox=outbox, timeouts=timeouts, scope=nursery.cancel_scope)
-        assert proc.stdout is not None and proc.stderr is not None
         nursery.start_soon(_pump_stderr, run, proc.stderr, stderr)
         nursery.start_soon(_pump_stdout, run, proc.stdout)
         if payload is not None:

@@ -15,6 +15,10 @@ it lives:
 - `actors._channels.send_soon` / `receive_soon`: channel hand-offs skip the yield when the
   buffer has room (or an item waits).
 
+The backend seam (`actors._backend`): the actors start a CLI through ``spawner_of(spec)``
+(`REAL_SPAWNER` unless the spec names a ``backend``) and see a `SpawnedCli`; the stop
+sequence below runs on that interface, so a simulated CLI is stopped by the same steps.
+
 Stop sequence (`stop_process_tree`, shielded, time-bounded): close stdin if asked and wait a
 little; SIGTERM to the whole group; wait out the grace period; SIGKILL to the group; reap
 with a bounded wait; then sweep any leftover member of the tree (a grandchild that ignores
@@ -27,18 +31,18 @@ import logging
 import math
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import cast
 
 import trio
 
+from ._backend import RealCli, SpawnedCli, Spawner
 from ._clis._discovery import cli_search_description
 from ._errors import ErrorCategory, LLMError
 from ._events import ErrorReport, Event
 from ._framing import LineFramer, LineTooLong
-from ._hygiene import live_members, signal_group, sweep_group
+from ._registry import GroupRecord
 from ._spec import Adapter, CliSpec
 from ._timeouts import ProgressiveTimeoutManager
 from ._verdict import ReaderFailure
@@ -129,6 +133,26 @@ async def spawn_cli(spec: CliSpec, argv: Sequence[str], *, stdin_pipe: bool) -> 
         raise spawn_error(spec, list(argv), exc) from exc
 
 
+class RealSpawner:
+    """The real backend (`Spawner`): `spawn_cli`, with the group recorded in the process
+    registry before any checkpoint (a SIGKILL of this process leaks nothing)."""
+
+    __slots__ = ()
+
+    async def spawn(self, spec: CliSpec, argv: Sequence[str], *, stdin_pipe: bool) -> RealCli:
+        proc = await spawn_cli(spec, argv, stdin_pipe=stdin_pipe)
+        return RealCli(proc, GroupRecord(proc.pid), whole_session=spec.sweep_session)
+
+
+REAL_SPAWNER = RealSpawner()
+"""The backend of a spec whose ``backend`` is None: real processes."""
+
+
+def spawner_of(spec: CliSpec) -> Spawner[CliSpec]:
+    """The backend ``spec`` runs on."""
+    return REAL_SPAWNER if spec.backend is None else spec.backend
+
+
 class TailBuffer:
     """Keeps the last ``limit`` bytes written to it."""
 
@@ -181,13 +205,24 @@ class PipeReads:
         `FAST_READS_IN_A_ROW` such reads it returns None once, so the caller's read waits
         (and yields): a CLI that keeps its pipe full cannot starve other tasks.
         """
-        if self._fast_left <= 0 or not isinstance(stream, trio.lowlevel.FdStream):
+        if self._fast_left <= 0:
             self._fast_left = FAST_READS_IN_A_ROW
             return None
-        try:  # inline `read_now`: this is the hot path
-            data = os.read(stream.fileno(), READ_CHUNK)  # the fd is non-blocking
-        except OSError:  # nothing yet (EAGAIN), or a real error the waiting read reports
-            return None
+        if isinstance(stream, trio.lowlevel.FdStream):
+            try:  # inline `read_now`: this is the hot path
+                data = os.read(stream.fileno(), READ_CHUNK)  # the fd is non-blocking
+            except OSError:  # nothing yet (EAGAIN), or a real error the waiting read reports
+                return None
+        else:
+            # A backend's in-memory pipe (the simulated one) may offer the same read.
+            receive_ready = getattr(stream, "receive_ready", None)
+            if receive_ready is None:
+                self._fast_left = FAST_READS_IN_A_ROW
+                return None
+            ready: bytes | None = receive_ready(READ_CHUNK)
+            if ready is None:
+                return None
+            data = ready
         self._fast_left -= 1
         return data
 
@@ -360,52 +395,58 @@ async def read_events(
 
 
 async def end_process(
-    proc: trio.Process, grace: float, name: str, *, close_stdin_first: bool = False
+    cli: SpawnedCli, grace: float, name: str, *, close_stdin_first: bool = False
 ) -> None:
-    """Leave nothing of ``proc``'s tree behind; for a ``finally`` (shields itself).
+    """Leave nothing of ``cli``'s tree behind; for a ``finally`` (shields itself).
 
     Speed trick: a process that exited with its group empty (the usual end of a short
     call) only has its pipes closed: nothing to stop, nothing to await.
     """
-    if proc.returncode is not None and not live_members(proc.pid):
-        close_pipes(proc)
+    if not cli.tree_alive():
+        cli.close_pipes()
         return
     with trio.CancelScope(shield=True):
-        await stop_process_tree(proc, grace, name, close_stdin_first=close_stdin_first)
+        await stop_process_tree(cli, grace, name, close_stdin_first=close_stdin_first)
 
 
 async def stop_process_tree(
-    proc: trio.Process, grace: float, name: str = "cli", *, close_stdin_first: bool = False
+    proc: trio.Process | SpawnedCli,
+    grace: float,
+    name: str = "cli",
+    *,
+    close_stdin_first: bool = False,
 ) -> None:
     """The stop sequence. Call shielded; returns within ``grace`` plus a few seconds.
 
-    ``close_stdin_first`` is for CLIs that read requests from stdin (warm actors): closing
-    it is their polite "please exit", so they get half the grace period to do so.
+    ``proc`` is a `trio.Process` started in a session of its own, or any backend's
+    `SpawnedCli` (a simulated CLI's "signals" cancel its script). ``close_stdin_first`` is
+    for CLIs that read requests from stdin (warm actors): closing it is their polite
+    "please exit", so they get half the grace period to do so.
     """
-    pgid = proc.pid
+    cli: SpawnedCli = RealCli(proc) if isinstance(proc, trio.Process) else proc
     deadline = trio.current_time() + grace
-    if proc.returncode is None:
-        if close_stdin_first and proc.stdin is not None:
-            await proc.stdin.aclose()
+    if cli.returncode is None:
+        if close_stdin_first and cli.stdin is not None:
+            await cli.stdin.aclose()
             with trio.move_on_at(trio.current_time() + grace / 2):
-                await proc.wait()
-        if proc.returncode is None:
-            signal_group(pgid, signal.SIGTERM)
+                await cli.wait()
+        if cli.returncode is None:
+            cli.terminate()
             with trio.move_on_at(deadline):
-                await proc.wait()
-        if proc.returncode is None:
-            signal_group(pgid, signal.SIGKILL)
+                await cli.wait()
+        if cli.returncode is None:
+            cli.kill()
             with trio.move_on_after(KILL_REAP_S):
-                await proc.wait()
-            if proc.returncode is None:
-                logger.error("%s (pid %d) survived SIGKILL; not reaped", name, pgid)
+                await cli.wait()
+            if cli.returncode is None:
+                logger.error("%s (pid %d) survived SIGKILL; not reaped", name, cli.pid)
         leftover_grace = max(0.0, deadline - trio.current_time())
     else:
         leftover_grace = min(grace, LEFTOVER_GRACE_S)
-    survivors = await sweep_group(pgid, leftover_grace)
+    survivors = await cli.sweep(leftover_grace)
     if survivors:
-        logger.error("%s: processes %s of group %d survived SIGKILL", name, survivors, pgid)
-    close_pipes(proc)
+        logger.error("%s: processes %s of group %d survived SIGKILL", name, survivors, cli.pid)
+    cli.close_pipes()
 
 
 def close_pipes(proc: trio.Process) -> None:

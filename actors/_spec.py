@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
+from ._backend import Spawner
 from ._errors import LLMError
 from ._events import ErrorReport, Event
 from ._redact import child_secrets
@@ -128,9 +129,15 @@ class CliSpec:
             once, and the call fails PERMANENT naming the tool and the policy.
         permitted_tools: tool names let through even under "none" (claude's
             ``StructuredOutput``, which is how it returns structured data).
+        sweep_session: after the CLI's group empties, also look for members of its session
+            in another group (a /proc scan, about 1 ms a call) and stop them. On for the
+            real CLIs, whose helpers can leave the group (codex's bubblewrap sandbox).
         with_system: given a system prompt, a spec whose CLI gets it natively (replacing
             the CLI's own agent instructions where it allows); None: the caller replays it
             into the user text.
+        backend: the `Spawner` that starts this CLI (`actors._backend`); None (the
+            default) means real processes. `actors.simulated` gives a spec whose backend
+            runs the fake CLI's script in process, on trio's clock.
     """
 
     name: str
@@ -155,8 +162,11 @@ class CliSpec:
     session: SessionSupport | None = attrs.field(default=None, eq=False)
     tools: ToolPolicy = attrs.field(default="none", validator=attrs.validators.in_(TOOL_POLICIES))
     permitted_tools: frozenset[str] = attrs.field(default=frozenset(), converter=_name_set)
+    sweep_session: bool = False
     # A spec that passes a system prompt through the CLI's own mechanism.
     with_system: Callable[[str], CliSpec] | None = attrs.field(default=None, eq=False)
+    # What starts the CLI (None: a real process).
+    backend: Spawner[CliSpec] | None = None
 
     def build_argv(self, prompt: str) -> list[str]:
         """The exact argv for one call. The prompt is one element, never split or quoted."""

@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
+from ._backend import SpawnedCli
 from ._errors import ErrorCategory, LLMError, WarmProcessDied
 from ._events import ErrorReport, Event, FinalResult
 from ._messages import ActorDone, ActorMessage
-from ._registry import GroupRecord
 from ._spawn import (
     ByteCount,
     PipeReads,
@@ -34,7 +34,7 @@ from ._spawn import (
     output_too_large,
     pump_stderr,
     read_events,
-    spawn_cli,
+    spawner_of,
 )
 from ._spec import CliSpec, WarmLaunch
 from ._timeouts import ProgressiveTimeoutManager, TimeoutConfig
@@ -72,26 +72,27 @@ async def run_warm_process(
     it again) and this raises `WarmProcessDied`, so the supervisor restarts the actor
     (with backoff, under its restart intensity). Returns normally when the inbox closes.
     """
-    proc = await spawn_cli(spec, launch.argv, stdin_pipe=True)
-    record = GroupRecord(proc.pid)  # before any checkpoint: a SIGKILL leaks nothing
+    # Owned by the try/finally below before the next checkpoint (the real backend records
+    # its group in the registry before returning).
+    proc = await spawner_of(spec).spawn(spec, launch.argv, stdin_pipe=True)
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
         await _serve(spec, launch, proc, inbox, timeouts, on_session)
     finally:
         await end_process(proc, timeouts.graceful_shutdown, spec.name, close_stdin_first=True)
-        record.forget()
+        proc.release()
 
 
 async def _serve(
     spec: CliSpec,
     launch: WarmLaunch,
-    proc: trio.Process,
+    proc: SpawnedCli,
     inbox: trio.MemoryReceiveChannel[Turn],
     config: TimeoutConfig,
     on_session: Callable[[str], None] | None,
 ) -> None:
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    assert proc.stdin is not None
     stderr = TailBuffer(spec.stderr_tail_bytes)
     reads = PipeReads()
     count = ByteCount()
@@ -117,7 +118,7 @@ async def _serve(
 async def _one_turn(
     spec: CliSpec,
     launch: WarmLaunch,
-    proc: trio.Process,
+    proc: SpawnedCli,
     turn: Turn,
     events: trio.MemoryReceiveChannel[StdoutItem],
     stderr: TailBuffer,
@@ -161,7 +162,7 @@ async def _one_turn(
 async def _follow_turn(
     spec: CliSpec,
     launch: WarmLaunch,
-    proc: trio.Process,
+    proc: SpawnedCli,
     turn: Turn,
     events: trio.MemoryReceiveChannel[StdoutItem],
     timeouts: ProgressiveTimeoutManager,

@@ -33,7 +33,8 @@ from actors import CliSpec, LLMError
 from actors.lowlevel import ActorMessage, CallOutcome, Turn, run_warm_process
 
 from ._engine import EVENT_BUFFER, Engine, OnEvent, TaskHandle, relay_until_done
-from ._history import ConversationManager, Message, render_replay_prompt
+from ._history import ConversationHistory, ConversationManager, Message, render_replay_prompt
+from ._policy._fallback import next_cli
 from ._policy._intensity import RestartType
 from ._policy._session import TurnRecovery, recover_turn
 from ._result import Result
@@ -72,9 +73,23 @@ class Conversation:
             raise ValueError(f"{self.spec.name} cannot keep a warm process; use mode='resume'")
         self.mode: Mode = mode
         self._manager = manager or ConversationManager(system_prompt, max_turns, max_history)
+        # The system prompt goes natively on every turn when the CLI takes one; else it is
+        # replayed into the text of each session's first turn.
+        self._system = self._native_system(self._manager.system_prompt)
+        self._replay_next = False  # a fallback answered: replay the history next turn
         self._inbox_send, self._inbox_receive = trio.open_memory_channel[Turn](0)
         self._warm: TaskHandle | None = None
         self._lock = trio.Lock()  # turns are ordered: one at a time
+
+    def _native_system(self, system: str | None) -> str | None:
+        """The system prompt to pass natively (None: none, or the CLI cannot take it)."""
+        if not system or self.spec.with_system is None:
+            return None
+        if self.mode == "warm":
+            session = self.spec.with_system(system).session
+            if session is None or session.warm is None:
+                return None  # a warm process of that spec could not carry it
+        return system
 
     # ------------------------------------------------------------------- state
 
@@ -110,16 +125,31 @@ class Conversation:
         async with self._lock:
             self._manager.check_can_send()
             if self.mode == "replay":
-                prompt = render_replay_prompt(self._manager.state, text)
-                result = await self._engine.run_call(prompt)
+                prompt = render_replay_prompt(self._replayed_state(), text)
+                result = await self._engine.run_call(prompt, system=self._system)
             else:
-                result = await self._send_with_recovery(text)
+                result = await self._send_in_session_or_fallback(text)
             trimmed_before = self._manager.trimmed_turns
             self._manager.record_turn(
-                text, result.text, session_id=result.session_id, cli=self.spec.name
+                text, result.text, session_id=result.session_id, cli=result.cli
             )
             self._engine.note_trimmed(self._manager.trimmed_turns - trimmed_before)
             return result
+
+    async def _send_in_session_or_fallback(self, text: str) -> Result:
+        """A session turn; when the CLI refuses it (rate limit, auth, open breaker) and the
+        supervisor has fallbacks, the turn goes to them with the history replayed, and the
+        CLI's session, which misses that turn, is replaced by a new one next time."""
+        try:
+            return await self._send_with_recovery(text)
+        except LLMError as error:
+            if not next_cli(error, 0, len(self._engine.chain)):
+                raise
+        await self.aclose()
+        self._manager.state.session_ids.pop(self.spec.name, None)
+        self._replay_next = True
+        prompt = render_replay_prompt(self._replayed_state(), text)
+        return await self._engine.run_call(prompt, system=self._system, chain_from=1)
 
     async def _send_with_recovery(self, text: str) -> Result:
         prompt = self._first_turn_text(text)
@@ -138,7 +168,8 @@ class Conversation:
 
     async def _send_in_session(self, prompt: str) -> Result:
         if self.mode == "resume":
-            return await self._engine.run_call(prompt, spec=self._resume_spec())
+            spec = self._resume_spec()
+            return await self._engine.run_call(prompt, spec=spec, system=self._system)
         return await self._send_warm(prompt)
 
     async def _start_new_session(self, text: str, error: LLMError) -> str:
@@ -155,11 +186,25 @@ class Conversation:
         await self.aclose()  # a warm process must not restart with the lost id
         del self._manager.state.session_ids[self.spec.name]
         self._engine.note_session_restart()
-        return render_replay_prompt(self._manager.state, text)
+        return render_replay_prompt(self._replayed_state(), text)
+
+    def _replayed_state(self) -> ConversationHistory:
+        """The state a replayed prompt is rendered from: without the system prompt when it
+        goes natively."""
+        state = self._manager.state
+        if self._system is not None:
+            return state.model_copy(update={"system_prompt": None})
+        return state
 
     def _first_turn_text(self, text: str) -> str:
-        # Sessions remember the system prompt after the first turn.
+        if self._replay_next and not self.session_id:
+            # A fallback answered the last turn: the new session gets the whole history.
+            self._replay_next = False
+            return render_replay_prompt(self._replayed_state(), text)
+        # Sessions remember a replayed system prompt after the first turn.
         system = self._manager.system_prompt
+        if self._system is not None:
+            return text  # passed natively on every turn
         if system and self._manager.turn_count == 0 and not self.session_id:
             return f"System: {system}\n\nUser: {text}"
         return text
@@ -183,11 +228,14 @@ class Conversation:
         return await self._engine.run_call(prompt, spec=self.spec, runner=hand_over)
 
     async def _run_warm(self) -> None:
-        session = self.spec.session
+        spec = self.spec
+        if self._system is not None and spec.with_system is not None:
+            spec = spec.with_system(self._system)
+        session = spec.session
         assert session is not None and session.warm is not None
         launch = session.warm(self.session_id)
         await run_warm_process(
-            self.spec,
+            spec,
             launch,
             self._inbox_receive,
             self._engine.timeouts,

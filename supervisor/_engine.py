@@ -21,7 +21,7 @@ import functools
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,6 +44,7 @@ from ._policy._admission import Admitted, Rejected, admit
 from ._policy._backoff import RetryConfig
 from ._policy._breaker import CircuitBreaker, Permit
 from ._policy._budget import RetryBudgetTracker
+from ._policy._fallback import next_cli
 from ._policy._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
 from ._result import Result
 from ._retry import Attempted, RetryHandler
@@ -117,6 +118,76 @@ class CallRecord:
         }
 
 
+@attrs.frozen
+class ChainLink:
+    """One CLI of a supervisor's fallback chain, with its own circuit breaker."""
+
+    spec: CliSpec
+    breaker: CircuitBreaker | None
+
+
+@attrs.define
+class _CallFailures:
+    """What one call's attempts on one CLI failed with, for its final error."""
+
+    last: LLMError | None = None
+
+    def call_error(self, error: LLMError) -> LLMError:
+        """The error the call reports. When an attempt failed and the breaker it opened
+        then refused the retry, the call's own failure comes first (with a note), not
+        the CIRCUIT_OPEN that only says no further attempt was made."""
+        last = self.last
+        if (
+            error.category is not ErrorCategory.CIRCUIT_OPEN
+            or last is None
+            or last.category is ErrorCategory.CIRCUIT_OPEN
+        ):
+            return error
+        return last.evolve(
+            message=f"{last.message} (not retried: the circuit breaker opened)",
+            attempts=error.attempts,
+        )
+
+
+def with_system_prompt(spec: CliSpec, prompt: str, system: str | None) -> tuple[CliSpec, str]:
+    """The spec and the user text of a call with a system prompt: passed natively through
+    ``spec.with_system`` when the CLI has it, else replayed into the user text."""
+    if not system:
+        return spec, prompt
+    if spec.with_system is not None:
+        return spec.with_system(system), prompt
+    return spec, f"System: {system}\n\nUser: {prompt}"
+
+
+def fallback_breaker(breaker: CircuitBreaker | None, name: str) -> CircuitBreaker | None:
+    """A fallback CLI's own breaker: a fresh one with the primary's configuration (None
+    when the primary has none), so one CLI's failures never open another's breaker."""
+    if breaker is None:
+        return None
+    return CircuitBreaker(
+        failure_threshold=breaker.failure_threshold,
+        success_threshold=breaker.success_threshold,
+        timeout_seconds=breaker.timeout_seconds,
+        half_open_max_calls=breaker.half_open_max_calls,
+        counted_categories=breaker.counted_categories,
+        clock=breaker.clock,
+        name=name,
+    )
+
+
+def check_fallbacks(primary: CliSpec, fallbacks: Sequence[CliSpec]) -> tuple[CliSpec, ...]:
+    """The fallback specs as a tuple; a TypeError names the one that is not a CliSpec."""
+    if isinstance(fallbacks, CliSpec):
+        raise TypeError("fallback= takes a list of CliSpecs, got a single CliSpec")
+    checked = tuple(fallbacks)
+    for index, spec in enumerate(checked):
+        if not isinstance(spec, CliSpec):
+            raise TypeError(
+                f"fallback[{index}] must be a CliSpec (see actors.command), got {spec!r}"
+            )
+    return checked
+
+
 class Engine:
     """Runs calls to one CLI under retry, breaker, timeout and concurrency policies.
 
@@ -136,9 +207,16 @@ class Engine:
         restart_intensity: RestartIntensity,
         breaker_wait: float = 0.0,
         rng: random.Random | None = None,
+        fallbacks: Sequence[CliSpec] = (),
     ) -> None:
         self._nursery = nursery
         self.cli = cli
+        self.fallbacks = tuple(fallbacks)
+        # The primary first; each fallback with its own breaker (see `fallback_breaker`).
+        self.chain = (
+            ChainLink(cli, breaker),
+            *(ChainLink(spec, fallback_breaker(breaker, spec.name)) for spec in self.fallbacks),
+        )
         self.retry_config = retry
         self.timeouts = timeouts
         self.breaker = breaker
@@ -207,40 +285,104 @@ class Engine:
         may_retry: Callable[[LLMError], bool] | None = None,
         spec: CliSpec | None = None,
         runner: Runner | None = None,
+        adapt: Callable[[CliSpec], CliSpec] | None = None,
+        system: str | None = None,
+        cwd: str | None = None,
+        chain_from: int = 0,
     ) -> Result:
-        """The policy around one call: retries, breaker, limits, statistics, logging.
+        """The policy around one call: retries, breaker, fallback, limits, statistics, logs.
 
         Each attempt runs ``runner(on_event)``; by default a one-shot process actor for
         ``spec`` (the supervisor's CLI unless given: a call may run another spec of the
         same CLI, as a resumed session does). Warm conversations pass a runner that hands
         the turn to their warm actor instead (and skip the process limit).
+
+        A call on the supervisor's own CLI (no ``spec``, no ``runner``) moves to the next
+        CLI of the fallback chain when `supervisor._policy._fallback.next_cli` says so.
+        ``adapt`` derives each CLI's spec for this call (a structured call's native schema
+        option); ``system`` is passed natively where the spec has ``with_system``, else
+        replayed into the user text (`with_system_prompt`). ``cwd`` runs each CLI of the
+        call in that folder. ``chain_from`` starts the chain at that CLI (1: the first
+        fallback, for a conversation turn its own CLI refused).
         """
-        spec = spec or self.cli
-        limiter: Limiter = NO_LIMIT
-        if runner is None:
-            runner = functools.partial(self._run_actor, spec, prompt)
-            limiter = self._limiter
-        call = CallRecord(f"req-{next(_request_ids)}", spec.name, trio.current_time())
         counters = self._counters
         counters.started += 1
         counters.in_flight += 1
         if self.retry_budget is not None:
             self.retry_budget.call_started()
         try:
-            done = await self._retry.run_counted(
-                functools.partial(self._attempt, runner, on_event, limiter),
-                may_retry=may_retry,
-                on_retry=functools.partial(self._note_retry, call),
+            if spec is not None or runner is not None:
+                links: tuple[ChainLink, ...] = (ChainLink(spec or self.cli, self.breaker),)
+                offset = 0
+            else:
+                offset = min(chain_from, len(self.chain) - 1)
+                links = self.chain[offset:]
+            if cwd is not None:
+                links = tuple(
+                    attrs.evolve(link, spec=attrs.evolve(link.spec, cwd=cwd)) for link in links
+                )
+            return await self._run_chain(
+                links, offset, prompt, on_event, may_retry, runner, adapt, system
             )
-        except LLMError as error:
-            self._note_failure(call, error)
-            raise
         finally:
             counters.in_flight -= 1
-        return self._note_success(call, done)
 
-    def _note_retry(self, call: CallRecord, error: LLMError, attempt: int, delay: float) -> None:
+    async def _run_chain(
+        self,
+        links: tuple[ChainLink, ...],
+        offset: int,
+        prompt: str,
+        on_event: OnEvent,
+        may_retry: Callable[[LLMError], bool] | None,
+        runner: Runner | None,
+        adapt: Callable[[CliSpec], CliSpec] | None,
+        system: str | None,
+    ) -> Result:
+        request_id = f"req-{next(_request_ids)}"
+        started = trio.current_time()
+        attempts_before = 0
+        position = 0
+        while True:
+            link = links[position]
+            base = adapt(link.spec) if adapt else link.spec
+            spec, text = with_system_prompt(base, prompt, system)
+            call = CallRecord(request_id, spec.name, started)
+            limiter: Limiter = NO_LIMIT
+            run = runner
+            if run is None:
+                run = functools.partial(self._run_actor, spec, text)
+                limiter = self._limiter
+            failures = _CallFailures()
+            try:
+                done = await self._retry.run_counted(
+                    functools.partial(self._attempt, run, on_event, limiter, link),
+                    may_retry=may_retry,
+                    on_retry=functools.partial(self._note_retry, call, failures),
+                )
+            except LLMError as error:
+                may_move = may_retry is None or may_retry(error)
+                if next_cli(error, position, len(links), may_move=may_move):
+                    attempts_before += error.attempts
+                    self._note_fallback(call, error, links[position + 1].spec.name)
+                    position += 1
+                    continue
+                shown = failures.call_error(error)
+                self._note_failure(call, shown)
+                if shown is error:
+                    raise
+                raise shown from error
+            return self._note_success(call, done, attempts_before, fallback=offset + position > 0)
+
+    def _note_retry(
+        self,
+        call: CallRecord,
+        failures: _CallFailures,
+        error: LLMError,
+        attempt: int,
+        delay: float,
+    ) -> None:
         self._counters.retries += 1
+        failures.last = error
         category = error.category.value
         logger.info(
             "attempt %d failed (%s), retrying in %.2fs",
@@ -250,6 +392,17 @@ class Engine:
             extra=call.fields(attempt, category),
         )
 
+    def _note_fallback(self, call: CallRecord, error: LLMError, target: str) -> None:
+        self._counters.fallbacks[call.cli] += 1
+        logger.warning(
+            "%s failed (%s); moving the call to the fallback %s: %s",
+            call.cli,
+            error.category.value,
+            target,
+            error.message,
+            extra=call.fields(error.attempts, error.category.value),
+        )
+
     def _note_failure(self, call: CallRecord, error: LLMError) -> None:
         self._counters.call_failed(error.category)
         # An open breaker failing calls fast is expected, not news for every call.
@@ -257,7 +410,9 @@ class Engine:
         extra = call.fields(error.attempts, error.category.value)
         logger.log(level, "call failed: %s", error, extra=extra)
 
-    def _note_success(self, call: CallRecord, done: Attempted[CallOutcome]) -> Result:
+    def _note_success(
+        self, call: CallRecord, done: Attempted[CallOutcome], attempts_before: int, fallback: bool
+    ) -> Result:
         self._counters.succeeded += 1
         duration = trio.current_time() - call.started
         if logger.isEnabledFor(logging.INFO):  # skip building the record's fields
@@ -266,7 +421,7 @@ class Engine:
         return Result(
             text=outcome.text,
             session_id=outcome.session_id,
-            attempts=done.attempts,
+            attempts=attempts_before + done.attempts,
             duration_s=duration,
             usage=outcome.usage,
             cost_usd=outcome.cost_usd,
@@ -274,19 +429,23 @@ class Engine:
             cli=call.cli,
             request_id=call.request_id,
             exit_code=outcome.exit_code,
+            fallback=fallback,
         )
 
     async def _attempt(
-        self, runner: Runner, on_event: OnEvent, limiter: Limiter, _number: int
+        self, runner: Runner, on_event: OnEvent, limiter: Limiter, link: ChainLink, _number: int
     ) -> CallOutcome:
         deadline = trio.current_time() + self.breaker_wait
         while True:
             async with limiter:
-                admission = admit(self.breaker, self.cli.name, trio.current_time(), deadline)
+                admission = admit(link.breaker, link.spec.name, trio.current_time(), deadline)
                 if isinstance(admission, Admitted):
                     if admission.permit is None:
                         return await runner(on_event)
-                    return await self._run_admitted(admission.permit, runner, on_event)
+                    assert link.breaker is not None
+                    return await self._run_admitted(
+                        link.breaker, admission.permit, runner, on_event
+                    )
             # Refused. Fail fast, or wait outside the limiter for the breaker to change or
             # to reach its announced time; waiting spends no attempt.
             if isinstance(admission, Rejected):
@@ -296,9 +455,9 @@ class Engine:
             with trio.move_on_after(admission.seconds):
                 await self._breaker_changed.wait()
 
-    async def _run_admitted(self, permit: Permit, runner: Runner, on_event: OnEvent) -> CallOutcome:
-        breaker = self.breaker
-        assert breaker is not None
+    async def _run_admitted(
+        self, breaker: CircuitBreaker, permit: Permit, runner: Runner, on_event: OnEvent
+    ) -> CallOutcome:
         try:
             outcome = await runner(on_event)
         except LLMError as error:
@@ -376,12 +535,15 @@ class Engine:
         self._spawn_listeners.append(listener)
 
     def note_reask(self) -> None:
-        """A structured answer did not validate and the question is asked again."""
+        """A structured answer did not validate and the question is asked again: the call
+        that returned it is part of the one structured call, counted neither as started
+        nor as succeeded (`Counters.reasked_calls`)."""
         self._counters.reasks += 1
+        self._counters.reasked_calls += 1
 
     def note_answer_rejected(self) -> None:
-        """A call returned, but its answer did not validate: count it as a malformed
-        failure, not a success (`Counters.answers_rejected`)."""
+        """A call returned, but its answer did not validate and will not be asked again:
+        count it as a malformed failure, not a success (`Counters.answers_rejected`)."""
         self._counters.answers_rejected += 1
 
     def note_trimmed(self, turns: int) -> None:
@@ -398,6 +560,13 @@ class Engine:
             self.cli.name, self.concurrency, self.breaker, self.retry_budget
         )
 
+    def breaker_of(self, name: str) -> CircuitBreaker | None:
+        """The breaker of the chain's CLI called ``name`` (the first such; None: none)."""
+        for link in self.chain:
+            if link.spec.name == name:
+                return link.breaker
+        return None
+
 
 @asynccontextmanager
 async def open_engine(
@@ -411,6 +580,7 @@ async def open_engine(
     breaker_wait: float = 0.0,
     sweep_orphans: bool = True,
     rng: random.Random | None = None,
+    fallback: Sequence[CliSpec] = (),
 ) -> AsyncIterator[Engine]:
     """`open_supervisor`'s machinery: the `Engine`, with the same arguments and guarantees.
 
@@ -420,6 +590,7 @@ async def open_engine(
     """
     if not isinstance(cli, CliSpec):
         raise TypeError(f"open_supervisor() needs a CliSpec (see actors.command), got {cli!r}")
+    fallbacks = check_fallbacks(cli, fallback)
     check_concurrency(concurrency)
     if not breaker_wait >= 0:
         raise ValueError(f"breaker_wait must be >= 0 seconds, got {breaker_wait!r}")
@@ -437,6 +608,7 @@ async def open_engine(
                 restart_intensity=restart_intensity or RestartIntensity(),
                 breaker_wait=breaker_wait,
                 rng=rng,
+                fallbacks=fallbacks,
             )
             try:
                 yield engine

@@ -79,11 +79,14 @@ class MapStream:
 
 @asynccontextmanager
 async def map_stream(
-    engine: Engine, prompts: Prompts, output: type[BaseModel] | None = None
+    engine: Engine,
+    prompts: Prompts,
+    output: type[BaseModel] | None = None,
+    system: str | None = None,
 ) -> AsyncIterator[MapStream]:
     """``async with sup.map_stream(prompts) as results: async for done in results: ...``."""
     send, receive = trio.open_memory_channel[Completed | _Failed](engine.concurrency)
-    handle = await engine.host(_pump, engine, prompts, output, send)
+    handle = await engine.host(_pump, engine, prompts, output, send, system)
     try:
         yield MapStream(receive)
     finally:
@@ -96,13 +99,14 @@ async def _pump(
     prompts: Prompts,
     output: type[BaseModel] | None,
     send: trio.MemorySendChannel[Completed | _Failed],
+    system: str | None = None,
 ) -> None:
     slots = trio.Semaphore(engine.concurrency * READ_AHEAD_PER_SLOT)
 
     async def one(index: int, prompt: str) -> None:
         try:
             try:
-                outcome: Result | LLMError = await ask(engine, prompt, output)
+                outcome: Result | LLMError = await ask(engine, prompt, output, system=system)
             except LLMError as error:
                 outcome = error
             # The reader may have left early; then the outcome has nowhere to go.
@@ -138,12 +142,15 @@ async def _pump(
 
 
 async def map_in_order(
-    engine: Engine, prompts: Iterable[str], output: type[BaseModel] | None = None
+    engine: Engine,
+    prompts: Iterable[str],
+    output: type[BaseModel] | None = None,
+    system: str | None = None,
 ) -> list[Result | LLMError]:
     """Every prompt's outcome, in input order (see `Supervisor.map`)."""
     items = list(prompts)
     outcomes: list[Result | LLMError | None] = [None] * len(items)
-    async with map_stream(engine, items, output) as results:
+    async with map_stream(engine, items, output, system) as results:
         async for done in results:
             outcomes[done.index] = done.outcome
     missing = [i for i, outcome in enumerate(outcomes) if outcome is None]

@@ -237,19 +237,20 @@ def _match_brackets(text: str) -> dict[int, int]:
     """
     ends: dict[int, int] = {}
     stack: list[tuple[str, int]] = []
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = (_BRACKET_OR_QUOTE_RE if stack else _BRACKET_RE).search(text, pos)
-        if m is None:
-            break
-        c, i = m.group(), m.start()
-        pos = i + 1
+    skip_to = 0  # past a string inside brackets
+    string_at = _STRING_RE.match
+    # One finditer instead of a search per bracket: the loop body is the whole cost.
+    for m in _BRACKET_OR_QUOTE_RE.finditer(text):
+        i = m.start()
+        if i < skip_to:
+            continue
+        c = text[i]
         if c == '"':
-            s = _STRING_RE.match(text, i)
-            if s is not None:
-                pos = s.end()
-        elif c in "{[":
+            if stack:  # outside brackets, quotes are prose
+                s = string_at(text, i)
+                if s is not None:
+                    skip_to = s.end()
+        elif c == "{" or c == "[":
             stack.append((c, i))
         elif stack:
             want = "{" if c == "}" else "["
@@ -393,9 +394,19 @@ class _ExtractionRun:
                 yield value
 
     def _scanned(self, decoded: list[tuple[int, int]]) -> Iterator[Any]:
-        """JSON objects and arrays found by scanning the text outside ``decoded`` fences."""
+        """JSON objects and arrays found by scanning the text outside ``decoded`` fences.
+
+        Values inside paired brackets that failed to decode are parts of that JSON, not
+        answers: the scan goes on past them. After an unpaired opener that failed (a stray
+        ``[``, a cut-off object, 5,000 ``[`` too deep to decode) it goes on just after
+        it, not past the failure: a complete value may follow (``see [ [1, 2]``). Inside
+        such a failed span only brackets that `_match_brackets` pairs can start a
+        complete value, so the unpaired ones are skipped without decoding, which keeps
+        5,000 stray brackets linear.
+        """
         text = self.text
         pos, skip = 0, 0
+        failed_until = -1  # inside a failed span, only paired brackets are decoded
         while (m := _OPEN_RE.search(text, pos)) is not None:
             start = m.start()
             while skip < len(decoded) and decoded[skip][1] <= start:
@@ -403,9 +414,11 @@ class _ExtractionRun:
             if skip < len(decoded) and decoded[skip][0] <= start:
                 pos = decoded[skip][1]
                 continue
+            pos = start + 1
+            if start < failed_until and self.matched_end(start) is None:
+                continue  # an unpaired bracket inside JSON that failed: no value starts here
             if _JSONISH_RE.match(text, start) is None:
-                pos = start + 1  # prose such as "{name}": not even a first JSON token
-                continue
+                continue  # prose such as "{name}": not even a first JSON token
             if _VALID_START_RE.match(text, start) is None:
                 # JSON-looking but wrong from its first token ({'a': 1}, {a: 1}, ['x']):
                 # say what json would say, without the cost of decoding.
@@ -418,12 +431,22 @@ class _ExtractionRun:
                 value, end = _decode_at(text, start)
             except _DecodeFailed as exc:
                 self._scan_failed(start, exc.msg, exc.pos)
-                # Starts inside JSON that visibly failed are parts of it, not answers.
-                pos = max(start + 1, exc.pos, self.matched_end(start) or 0)
+                matched = self.matched_end(start)
+                if matched is not None:
+                    # Paired brackets that failed: the values inside are parts of that
+                    # JSON, not answers ({"a": {"b": 1}, oops}).
+                    pos = max(start + 1, exc.pos, matched)
+                else:
+                    # A stray or cut-off opener: a complete value may follow it.
+                    failed_until = max(failed_until, exc.pos)
                 continue
             except RecursionError:
                 self._scan_failed(start, "nesting too deep", start)
-                pos = self.matched_end(start) or len(text)
+                matched = self.matched_end(start)
+                if matched is not None:
+                    pos = matched  # a paired bracket: everything inside is deeper still
+                else:
+                    failed_until = len(text)
                 continue
             pos = max(end, start + 1)
             if isinstance(value, dict | list):  # pragma: no branch - starts at a bracket

@@ -23,7 +23,8 @@ class Result(BaseModel):
         usage: token usage, when the CLI reported it.
         cost_usd: cost, when the CLI reported it.
         raw_events: every event the successful attempt produced, in order.
-        cli: the name of the CLI spec that answered.
+        cli: the name of the CLI spec that answered (a fallback's, when one did).
+        fallback: True when a fallback CLI answered, not the supervisor's primary one.
         request_id: the id used in logs for this call.
         exit_code: the CLI's exit status.
         data: the validated structured answer, when one was asked for.
@@ -40,6 +41,7 @@ class Result(BaseModel):
     cost_usd: float | None = None
     raw_events: list[Event] = Field(default_factory=list, repr=False)
     cli: str = ""
+    fallback: bool = False
     request_id: str = ""
     exit_code: int | None = None
     data: Any = None

@@ -35,6 +35,9 @@ class SupervisorStatistics:
     breaker_state: CircuitState | None
     breaker_opened: int
     retries_refused: int = 0  # retries the retry budget did not allow
+    # Calls moved from a CLI to the next of the fallback chain, by the CLI they left
+    # (its name -> count); a call that falls back twice counts once for each CLI it left.
+    fallbacks: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -58,6 +61,10 @@ class Counters:
     # Calls that returned, whose answer then did not validate: statistics report each one
     # as a malformed failure instead of a success.
     answers_rejected: int = 0
+    fallbacks: Counter[str] = attrs.Factory(Counter)
+    # Calls whose answer did not validate and were asked again: part of one structured
+    # call, so statistics count neither their start nor their success.
+    reasked_calls: int = 0
 
     def call_failed(self, category: ErrorCategory) -> None:
         self.failed += 1
@@ -78,8 +85,8 @@ class Counters:
             cli=cli,
             concurrency=concurrency,
             in_flight=self.in_flight,
-            started=self.started,
-            succeeded=self.succeeded - self.answers_rejected,
+            started=self.started - self.reasked_calls,
+            succeeded=self.succeeded - self.answers_rejected - self.reasked_calls,
             failed=self.failed + self.answers_rejected,
             failures_by_category=dict(failures),
             retries=self.retries,
@@ -93,4 +100,5 @@ class Counters:
             breaker_state=breaker.state if breaker else None,
             breaker_opened=breaker.opened_count if breaker else 0,
             retries_refused=budget.refused if budget else 0,
+            fallbacks=dict(self.fallbacks),
         )

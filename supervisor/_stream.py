@@ -24,14 +24,32 @@ class ResponseStream:
     """Events of one streamed call, as they arrive.
 
     Iterating yields typed events (text deltas first, the CLI's final result event last);
-    when the call fails, iteration raises `LLMError`. After iteration `result` holds the
+    when the call fails, iteration raises `LLMError`. After iteration `result` is the
     `Result`.
     """
 
     def __init__(self, receive: trio.MemoryReceiveChannel[Event | StreamEnd]) -> None:
         self._receive = receive
         self._done = False
-        self.result: Result | None = None
+        self._result: Result | None = None
+        self._error: LLMError | None = None
+
+    @property
+    def result(self) -> Result:
+        """The call's `Result`, once the stream has ended.
+
+        Raises:
+            LLMError: the call failed (the error iteration raised).
+            RuntimeError: the stream has not ended yet (iterate it to the end first).
+        """
+        if self._result is not None:
+            return self._result
+        if self._error is not None:
+            raise self._error
+        raise RuntimeError(
+            "ResponseStream.result was read before the stream ended; iterate it to the end "
+            "(async for event in events) or call await events.text() first"
+        )
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -43,12 +61,14 @@ class ResponseStream:
             item = await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             self._done = True
-            raise LLMError("the stream ended without a result (supervisor closed)") from None
+            self._error = LLMError("the stream ended without a result (supervisor closed)")
+            raise self._error from None
         if isinstance(item, StreamEnd):
             self._done = True
             if item.error is not None:
+                self._error = item.error
                 raise item.error
-            self.result = item.result
+            self._result = item.result
             raise StopAsyncIteration
         return item
 
@@ -56,21 +76,27 @@ class ResponseStream:
         """Consume the rest of the stream and return the final answer text."""
         async for _event in self:
             pass
-        assert self.result is not None
         return self.result.text
 
 
 async def pump_stream(
-    engine: Engine, prompt: str, send: trio.MemorySendChannel[Event | StreamEnd]
+    engine: Engine,
+    prompt: str,
+    send: trio.MemorySendChannel[Event | StreamEnd],
+    system: str | None = None,
+    cwd: str | None = None,
 ) -> None:
     """Run one call, sending its events and then its `StreamEnd` to the reader.
 
-    A failed attempt is retried only while no text has reached the reader.
+    A failed attempt is retried (or moved to a fallback CLI) only while no text has
+    reached the reader.
     """
     forward = _Forward(send)
     async with send:
         try:
-            result = await engine.run_call(prompt, forward, may_retry=forward.may_retry)
+            result = await engine.run_call(
+                prompt, forward, may_retry=forward.may_retry, system=system, cwd=cwd
+            )
         except LLMError as error:
             end = StreamEnd(error=error)
         else:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from actors import ErrorCategory, LLMError
+from actors import CliSpec, ErrorCategory, LLMError
 
 from ._engine import Engine
 from ._json import JSONExtractor, schema_instructions
@@ -43,11 +43,15 @@ async def ask(
     output: type[BaseModel] | None = None,
     *,
     max_reasks: int = DEFAULT_MAX_REASKS,
+    system: str | None = None,
+    cwd: str | None = None,
 ) -> Result:
     """One call (``Supervisor.ask``): plain, or validated as ``output`` when given."""
     if output is not None:
-        return await ask_structured(engine, prompt, output, max_reasks=max_reasks)
-    return await engine.run_call(prompt)
+        return await ask_structured(
+            engine, prompt, output, max_reasks=max_reasks, system=system, cwd=cwd
+        )
+    return await engine.run_call(prompt, system=system, cwd=cwd)
 
 
 async def ask_structured(
@@ -57,34 +61,42 @@ async def ask_structured(
     *,
     max_reasks: int = DEFAULT_MAX_REASKS,
     strict: bool = True,
+    system: str | None = None,
+    cwd: str | None = None,
 ) -> Result:
-    """Ask until the answer validates as ``output`` (at most ``max_reasks`` re-asks)."""
+    """Ask until the answer validates as ``output`` (at most ``max_reasks`` re-asks).
+
+    Each CLI of the fallback chain gets its own native schema option where it has one.
+    """
     if max_reasks < 0:
         raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
     extractor = JSONExtractor()
     schema = output.model_json_schema()
     instructions = schema_instructions(output)
-    cli = engine.cli
-    spec = cli.output_schema(schema) if cli.output_schema else cli
+
+    def adapt(spec: CliSpec) -> CliSpec:
+        return spec.output_schema(schema) if spec.output_schema else spec
+
     attempts = 0
     current = prompt + instructions
     for reask in range(max_reasks + 1):
-        result = await engine.run_call(current, spec=spec)
+        result = await engine.run_call(current, adapt=adapt, system=system, cwd=cwd)
         attempts += result.attempts
         data, problem = extractor.extract_json(_answer_text(result), output, strict=strict)
         if problem is None:
             return result.model_copy(
                 update={"data": output.model_validate(data), "reasks": reask, "attempts": attempts}
             )
-        engine.note_answer_rejected()
         if reask < max_reasks:
             engine.note_reask()
             current = reask_prompt(prompt, instructions, result.text, problem)
+        else:
+            engine.note_answer_rejected()
     raise LLMError(
         f"the answer did not match {output.__name__} after {max_reasks} re-ask"
         f"{'s' if max_reasks != 1 else ''}: {problem}",
         ErrorCategory.MALFORMED_OUTPUT,
-        cli=spec.name,
+        cli=result.cli,
         attempts=attempts,
         raw_text=result.text,
     )

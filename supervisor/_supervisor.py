@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -53,8 +53,17 @@ class Supervisor:
 
     @property
     def breaker(self) -> CircuitBreaker | None:
-        """The circuit breaker shared by every call (None: none)."""
+        """The primary CLI's circuit breaker, shared by every call (None: none)."""
         return self._engine.breaker
+
+    @property
+    def fallbacks(self) -> tuple[CliSpec, ...]:
+        """The fallback CLIs, in the order calls move to them."""
+        return self._engine.fallbacks
+
+    def breaker_of(self, cli: str) -> CircuitBreaker | None:
+        """The circuit breaker of the chain's CLI named ``cli`` (primary or fallback)."""
+        return self._engine.breaker_of(cli)
 
     @property
     def concurrency(self) -> int:
@@ -85,8 +94,21 @@ class Supervisor:
         output: type[BaseModel] | None = None,
         *,
         max_reasks: int = DEFAULT_MAX_REASKS,
+        system: str | None = None,
+        cwd: str | None = None,
     ) -> Result:
         """Run one call; return its `Result` or raise `LLMError`.
+
+        ``system``: a system prompt, passed through the CLI's own mechanism when its spec
+        has ``with_system`` (claude ``--system-prompt``, ...); otherwise it is replayed
+        into the user text as ``"System: ...\n\nUser: ..."``.
+
+        Fallback: a call that fails with ``rate_limit``, ``auth_failure`` or an open
+        breaker moves to the next CLI of ``open_supervisor(fallback=...)``;
+        ``Result.cli`` names the CLI that answered and ``Result.fallback`` is True.
+
+        ``cwd``: run this call's CLI (and any fallback) in that folder instead of the
+        spec's own ``cwd`` (``llmsup serve`` gives each call a scratch folder).
 
         With ``output`` (a pydantic model) the answer must be JSON of that shape:
         ``Result.data`` is the validated instance. The schema is put into the prompt (and
@@ -97,17 +119,23 @@ class Supervisor:
         Cancellation: the current attempt's process tree is stopped (shielded, bounded
         by ``graceful_shutdown`` plus a few seconds) before `trio.Cancelled` propagates.
         """
-        return await ask(self._engine, prompt, output, max_reasks=max_reasks)
+        return await ask(
+            self._engine, prompt, output, max_reasks=max_reasks, system=system, cwd=cwd
+        )
 
     @asynccontextmanager
-    async def stream(self, prompt: str) -> AsyncIterator[ResponseStream]:
+    async def stream(
+        self, prompt: str, *, system: str | None = None, cwd: str | None = None
+    ) -> AsyncIterator[ResponseStream]:
         """Stream one call's events: ``async with sup.stream(p) as events: async for ...``.
 
-        A failed attempt is retried only while no text has reached the reader. Leaving
-        the block early stops the call and its process.
+        A failed attempt is retried, or moved to a fallback CLI, only while no text has
+        reached the reader. Leaving the block early stops the call and its process. After
+        the block, ``events.result`` is the `Result` (see `ResponseStream.result`).
+        ``system`` and ``cwd`` work as in `ask`.
         """
         send, receive = trio.open_memory_channel[Event | StreamEnd](EVENT_BUFFER)
-        handle = await self._engine.host(pump_stream, self._engine, prompt, send)
+        handle = await self._engine.host(pump_stream, self._engine, prompt, send, system, cwd)
         try:
             yield ResponseStream(receive)
         finally:
@@ -115,26 +143,35 @@ class Supervisor:
             receive.close()
 
     async def map(
-        self, prompts: Iterable[str], output: type[BaseModel] | None = None
+        self,
+        prompts: Iterable[str],
+        output: type[BaseModel] | None = None,
+        *,
+        system: str | None = None,
     ) -> list[Result | LLMError]:
         """Run every prompt; return one `Result` or `LLMError` per prompt, in input order.
 
         Concurrency is bounded by the supervisor's limit. One failure never cancels the
         others. Cancelling the map stops every process it started. With ``output``, each
-        answer is validated as in `ask`.
+        answer is validated as in `ask`; ``system`` and fallback work as in `ask`.
         """
-        return await map_in_order(self._engine, prompts, output)
+        return await map_in_order(self._engine, prompts, output, system)
 
     def map_stream(
-        self, prompts: Prompts, output: type[BaseModel] | None = None
+        self,
+        prompts: Prompts,
+        output: type[BaseModel] | None = None,
+        *,
+        system: str | None = None,
     ) -> contextlib.AbstractAsyncContextManager[MapStream]:
         """Stream outcomes in completion order: ``async with sup.map_stream(p) as results``.
 
         ``prompts`` may be any iterable or async iterable, of any length; it is read only
         as fast as work completes, so memory stays bounded. Each item is a `Completed`
         (``index``, ``prompt``, ``outcome``). Leaving the block early stops the rest.
+        ``system`` and fallback work as in `ask`.
         """
-        return map_stream(self._engine, prompts, output)
+        return map_stream(self._engine, prompts, output, system)
 
     def conversation(
         self,
@@ -146,6 +183,10 @@ class Supervisor:
         history: str | os.PathLike[str] | None = None,
     ) -> Conversation:
         """A multi-turn `Conversation` with this CLI (see `supervisor._conversation`).
+
+        ``system_prompt`` is passed natively on every turn when the spec has
+        ``with_system`` (a resumed turn keeps it); otherwise it is replayed into the user
+        text of the first turn of each session (and of every replayed prompt).
 
         ``mode="auto"`` keeps a warm process where the CLI allows it, else resumes its
         session per turn, else replays the trimmed history. ``history`` continues a
@@ -212,6 +253,7 @@ async def open_supervisor(
     breaker_wait: float = 0.0,
     sweep_orphans: bool = True,
     rng: random.Random | None = None,
+    fallback: Sequence[CliSpec] = (),
 ) -> AsyncIterator[Supervisor]:
     """Open a supervisor for ``cli``: ``async with open_supervisor(spec) as sup: ...``.
 
@@ -228,6 +270,13 @@ async def open_supervisor(
             Waiting spends no attempts and holds no concurrency slot.
         sweep_orphans: first kill CLI process trees left by supervisors that died without
             cleaning up (SIGKILL, OOM); see `actors._registry`.
+        fallback: further CLIs, in order. A call on ``cli`` that fails with
+            ``rate_limit``, ``auth_failure`` or ``circuit_open`` (after its retries) moves
+            to the next one, for `ask`, `stream` (only before any text reached the
+            reader), `map`/`map_stream` and structured calls; conversations stay on
+            ``cli`` (a session belongs to one CLI). Each fallback has its own breaker: a
+            fresh `CircuitBreaker` with ``breaker``'s configuration (none without one).
+            ``statistics().fallbacks`` counts the calls that left each CLI.
 
     On exit, on error, on cancellation and on Ctrl+C every actor is stopped with the full
     stop sequence before this returns. Errors from the body come out as themselves, never
@@ -243,5 +292,6 @@ async def open_supervisor(
         breaker_wait=breaker_wait,
         sweep_orphans=sweep_orphans,
         rng=rng,
+        fallback=fallback,
     ) as engine:
         yield Supervisor(engine)

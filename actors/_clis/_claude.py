@@ -9,8 +9,10 @@ Pointing the library at it
 
 How it is run (verified with claude 2.1.197)
     ``claude -p --output-format stream-json --verbose [--include-partial-messages]
-    [--model=M] [--system-prompt=S] [--append-system-prompt=S] [--max-turns=N]
+    TOOL-FLAGS [--model=M] [--system-prompt=S] [--append-system-prompt=S] [--max-turns=N]
     [--resume=ID] *extra_args`` with the prompt written to **stdin** (then closed).
+    TOOL-FLAGS carry the tool policy (see `claude()`); under the default ``tools="none"``
+    (``--tools= --strict-mcp-config``) the request defines no tool at all.
     ``claude -p`` reads its prompt from stdin verbatim (``--help``, ``-p``,
     ``--model x``, ``$(touch y)``, newlines and all), so nothing in a prompt can become a
     flag, and prompts are not limited by the 128 KiB per-argument limit of ``execve``.
@@ -46,7 +48,10 @@ What errors look like (and what they become)
       ``resetsAt``); the others are kept as `RawEvent`.
     - ``result`` with ``subtype`` ``error_max_turns``, ``error_max_budget_usd``, ... or
       ``error_during_execution`` with ``errors: [...]`` (e.g. "No conversation found with
-      session ID", a bad ``--resume``) → PERMANENT.
+      session ID", a bad ``--resume``) → PERMANENT. Resuming a session claude does not
+      have ("No conversation found with session ID: ID", or "--resume requires a valid
+      session ID ... Provided value "X" is not a UUID ...") is a lost session:
+      ``LLMError(lost_session=ID)``, "session ID is not known to claude: <its words>".
     - The exit code alone says little: exit 0 with ``is_error`` is a failure, and a
       successful ``result`` is success whatever the exit code.
 
@@ -66,6 +71,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -86,7 +92,7 @@ from .._events import (
     ToolUse,
     Usage,
 )
-from .._spec import CliSpec, ProcessExit, SessionSupport, WarmLaunch
+from .._spec import TOOL_POLICIES, CliSpec, ProcessExit, SessionSupport, ToolPolicy, WarmLaunch
 from ._classify import (
     DEFAULT_AUTH_PATTERNS,
     DEFAULT_PERMANENT_PATTERNS,
@@ -139,6 +145,46 @@ CLAUDE_PERMANENT_PATTERNS: tuple[str, ...] = (
     r"error: unknown option",
     r"path \".+\" does not exist",  # the working directory is gone
 )
+
+# What claude says when asked to resume a session it does not have (claude 2.1.197, in the
+# result's ``errors`` and on stderr): an unknown UUID, or a value that is neither a UUID
+# nor a stored session's title.
+_LOST_SESSION = (
+    re.compile(r"No conversation found with session ID:\s*(?P<id>[^\s\"]+)", re.I),
+    re.compile(
+        r"--resume requires a valid session ID.*?Provided value \"(?P<id>[^\"]*)\" is not a UUID",
+        re.I | re.S,
+    ),
+)
+
+# The tool policy, as claude's own flags (verified with claude 2.1.197 against the
+# emulator; see `claude()`). ``--tools`` is the built-in set the model is offered at all:
+# a tool left out is not defined in the request, so the model cannot ask for it and no
+# settings file can allow it. ``--strict-mcp-config`` (with no ``--mcp-config``) drops
+# MCP servers from settings and ``.mcp.json``, whose tools would come on top.
+_READ_TOOLS = "Read,Glob,Grep"
+_EDIT_TOOLS = _READ_TOOLS + ",Edit,Write,NotebookEdit"
+_TOOL_FLAGS: dict[ToolPolicy, tuple[str, ...]] = {
+    "none": ("--tools=", "--strict-mcp-config"),
+    "read": (f"--tools={_READ_TOOLS}", "--permission-mode=default", "--strict-mcp-config"),
+    "edit": (f"--tools={_EDIT_TOOLS}", "--permission-mode=acceptEdits", "--strict-mcp-config"),
+    "full": ("--permission-mode=bypassPermissions",),
+}
+# Tools the runtime lets through under "none": ``--json-schema`` makes claude offer
+# ``StructuredOutput``, whose input IS the structured answer (nothing runs).
+CLAUDE_PERMITTED_TOOLS = frozenset({"StructuredOutput"})
+
+
+def lost_session_of(texts: Iterable[str]) -> tuple[str, str] | None:
+    """``(session id, claude's words)`` when one of `texts` says the session to resume is
+    unknown, else None."""
+    for text in texts:
+        for pattern in _LOST_SESSION:
+            match = pattern.search(text)
+            if match:
+                return match.group("id"), text.strip().splitlines()[0].strip()
+    return None
+
 
 _USAGE_LIMIT = re.compile("|".join(CLAUDE_RATE_LIMIT_PATTERNS), re.I | re.S)
 _EPOCH_AFTER_BAR = re.compile(r"\|\s*(\d{9,11}(?:\.\d+)?)\b")
@@ -468,7 +514,17 @@ class ClaudeClassifier:
         stopped = any(r.terminal for r in reports)
         if last is not None and not last.is_error and not stopped and exit.exit_code is not None:
             return None
-        error = self.base.classify(exit)
+        error = self.base.classify(_without_rate_limit_info(exit))
+        if error is not None:
+            said = [r.message for r in reports] + [exit.stderr_tail]
+            lost = lost_session_of(t for t in said if t)
+            if lost is not None:
+                session_id, words = lost
+                return error.evolve(
+                    message=f"session {session_id} is not known to claude: {words}",
+                    category=ErrorCategory.PERMANENT,
+                    lost_session=session_id,
+                )
         if error is None:
             if last is None:
                 return LLMError(
@@ -506,6 +562,7 @@ def claude(
     partial_messages: bool = True,
     json_schema: Mapping[str, Any] | None = None,
     name: str = "claude",
+    tools: ToolPolicy = "none",
 ) -> CliSpec:
     """A `CliSpec` for Claude Code in print mode (``claude -p``), streaming JSON events.
 
@@ -525,6 +582,27 @@ def claude(
         json_schema: ``--json-schema`` (claude's structured output); `Supervisor.ask` with
             ``output=Model`` sets it for you through ``CliSpec.output_schema``.
         name: the name in errors, logs and statistics.
+        tools: what the agent may do (`ToolPolicy`), on claude's own flags:
+
+            - ``"none"`` (default): ``--tools= --strict-mcp-config``: no tool is defined
+              in the request at all (``StructuredOutput`` still is with ``json_schema``;
+              its input is the answer, nothing runs), so nothing can run.
+            - ``"read"``: ``--tools=Read,Glob,Grep --permission-mode=default
+              --strict-mcp-config``: reading within ``cwd`` (claude refuses paths outside
+              it in print mode); an allow rule in your claude settings can widen that.
+            - ``"edit"``: ``--tools=Read,Glob,Grep,Edit,Write,NotebookEdit
+              --permission-mode=acceptEdits --strict-mcp-config``: also writing within
+              ``cwd``; no shell, no web.
+            - ``"full"``: every tool, ``--permission-mode=bypassPermissions`` (shell, web,
+              any path; logs a WARNING). claude refuses it as root unless ``IS_SANDBOX=1``
+              is set, so as root without it the factory raises ValueError.
+
+    System prompt: ``spec.with_system(text)`` is the spec with ``--system-prompt=text``,
+    which replaces claude's own agent instructions (about 6 KB, and 77 KB of tool
+    definitions with all tools on); what claude always keeps is a one-line preamble ("You
+    are a Claude agent, built on Anthropic's Claude Agent SDK."), a billing header line
+    and a ``currentDate`` reminder before the prompt: a one-line prompt under ``"none"``
+    with a system prompt is a request of about 1.2 KB.
 
     Multi-turn: the spec's `SessionSupport` resumes with ``--resume`` and keeps a warm
     process with ``--input-format stream-json`` (one user message per stdin line), so a
@@ -532,6 +610,8 @@ def claude(
 
     The prompt goes to stdin, so it can never be taken for an option.
     """
+    # Long because: the docstring is the reference for every option and each tool level.
+    _check_tools(tools, env)
     options = _ClaudeOptions(
         model=model,
         env=env,
@@ -544,8 +624,32 @@ def claude(
         partial_messages=partial_messages,
         json_schema=json_schema,
         name=name,
+        tools=tools,
     )
-    return _claude_spec(find_executable("claude", executable), options)
+    spec = _claude_spec(find_executable("claude", executable), options)
+    if tools == "full":
+        logger.warning(
+            "%s runs with tools='full': every tool claude has (shell, web, files anywhere) "
+            "runs without asking (--permission-mode=bypassPermissions)",
+            name,
+        )
+    return spec
+
+
+def _check_tools(tools: object, env: Mapping[str, str] | None) -> None:
+    """Refuse a tool policy claude cannot run: an unknown one, or "full" as root."""
+    if tools not in TOOL_POLICIES:
+        raise ValueError(
+            f"claude: tools must be one of {', '.join(map(repr, TOOL_POLICIES))}, got {tools!r}"
+        )
+    sandbox = (env or {}).get("IS_SANDBOX", os.environ.get("IS_SANDBOX"))
+    # claude accepts exactly "1" here ("yes" and "true" are refused, as measured).
+    if tools == "full" and os.geteuid() == 0 and sandbox != "1":
+        raise ValueError(
+            "claude: tools='full' needs --permission-mode=bypassPermissions, which claude "
+            "refuses to run as root ('cannot be used with root/sudo privileges'); run as "
+            "another user, or pass env={'IS_SANDBOX': '1'} if this is a sandbox"
+        )
 
 
 @attrs.frozen(eq=False)
@@ -563,11 +667,13 @@ class _ClaudeOptions:
     partial_messages: bool
     json_schema: Mapping[str, Any] | None
     name: str
+    tools: ToolPolicy = "none"
 
     def argv(self, program: str) -> tuple[str, ...]:
         argv = [program, "-p", "--output-format", "stream-json", "--verbose"]
         if self.partial_messages:
             argv.append("--include-partial-messages")
+        argv.extend(_TOOL_FLAGS[self.tools])
         if self.model is not None:
             argv.append(f"--model={self.model}")
         if self.system_prompt is not None:
@@ -604,6 +710,7 @@ def _claude_spec(program: str, options: _ClaudeOptions) -> CliSpec:
         )
 
     return CliSpec(
+        sweep_session=True,  # helpers may leave the group (codex's sandbox does)
         name=options.name,
         argv=argv,
         adapter_factory=ClaudeAdapter,
@@ -613,9 +720,26 @@ def _claude_spec(program: str, options: _ClaudeOptions) -> CliSpec:
         cwd=options.cwd,
         output_schema=lambda schema: variant(json_schema=schema),
         session=SessionSupport(resume=lambda sid: variant(resume=sid), warm=warm),
+        tools=options.tools,
+        permitted_tools=CLAUDE_PERMITTED_TOOLS,
+        with_system=lambda system: variant(system_prompt=system),
     )
 
 
 def _user_message_line(prompt: str) -> bytes:
     message = {"type": "user", "message": {"role": "user", "content": prompt}}
     return (json.dumps(message) + "\n").encode()
+
+
+def _without_rate_limit_info(exit: ProcessExit) -> ProcessExit:
+    """``exit`` without claude's informational ``rate_limit_event`` lines.
+
+    An "allowed" line says the account is fine; its words ("rate_limit") must not make
+    the generic pattern scan call a crash after it a rate limit.
+    """
+    kept = tuple(
+        e
+        for e in exit.events
+        if not (isinstance(e, RawEvent) and (e.raw or {}).get("type") == "rate_limit_event")
+    )
+    return exit if len(kept) == len(exit.events) else attrs.evolve(exit, events=kept)

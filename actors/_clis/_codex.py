@@ -21,7 +21,8 @@ Pointing the library at it
 
 How it is run (verified with codex 0.169.0)
     ``codex exec --json --skip-git-repo-check [--model=M] [--cd=DIR] [--profile=P]
-    [--config=model_providers.<P>.request_max_retries=0 ...] *extra_args
+    [--config=model_providers.<P>.request_max_retries=0 ...] TOOL-LEVEL-OPTIONS
+    [--config=model_instructions_file=F] [--output-schema=F] *extra_args
     [resume] -- [THREAD_ID] -`` with the prompt written to **stdin**, then closed.
     ``-`` makes codex read the whole prompt from stdin verbatim. Passing it as an argument
     after ``--`` keeps ``--help`` or ``-p`` a prompt, but the one-character prompt ``-``
@@ -65,18 +66,23 @@ Events
     ``resume``); ``agent_message`` items → `AssistantMessage` plus `TextDelta` (codex does
     not stream tokens; messages after the first are preceded by a blank line, so the
     deltas concatenate to the final text); ``command_execution`` / ``mcp_tool_call``
-    items → `ToolUse` (when started) and `ToolResult` (when completed); ``turn.completed``
+    items → `ToolUse` (when started) and `ToolResult` (when completed); ``file_change``,
+    ``web_search`` (run by the provider) and ``collab_tool_call`` items → `ToolUse`
+    (``view_image`` prints no item: "none" grants it no file instead); ``turn.completed``
     → `UsageReport`; at the end, a `FinalResult` (agent messages joined by blank lines,
     thread id, usage) only if the turn completed.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import hashlib
 import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 import tomllib
@@ -100,7 +106,7 @@ from .._events import (
     Usage,
     UsageReport,
 )
-from .._spec import CliSpec, ProcessExit, SessionSupport
+from .._spec import TOOL_POLICIES, CliSpec, ProcessExit, SessionSupport, ToolPolicy
 from ._classify import (
     DEFAULT_AUTH_PATTERNS,
     DEFAULT_PERMANENT_PATTERNS,
@@ -141,6 +147,21 @@ _TRANSIENT = re.compile(
 _RETRYING = re.compile(r"^\s*reconnecting\.\.\.", re.I)
 
 
+# codex 0.169.0, resuming a thread id it has no rollout for (stderr, exit code 1):
+# "Error: thread/resume: thread/resume failed: no rollout found for thread id ID
+# (code -32600)" and a stack backtrace.
+_LOST_SESSION = re.compile(r"^(?:Error: )?(.*no rollout found for thread id[^\n]*)", re.M)
+
+
+_ERROR_LINE = re.compile(r"^Error: (.+)$", re.M)
+
+
+def lost_session_words(stderr: str) -> str | None:
+    """codex's own words when it does not know the thread it was asked to resume."""
+    match = _LOST_SESSION.search(stderr)
+    return match.group(1).strip() if match else None
+
+
 def _category(message: str, status: int | None) -> ErrorCategory | None:
     if _BILLING.search(message):
         return ErrorCategory.PERMANENT
@@ -177,6 +198,16 @@ def _dump(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, default=str)
+
+
+# Items for tools codex (or the provider, for web_search) runs, besides commands and MCP
+# tools: each becomes a `ToolUse` named after the item type, so the runtime sees it.
+_OTHER_TOOL_ITEMS = frozenset({"file_change", "web_search", "collab_tool_call"})
+
+
+def _tool_input(kind: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """What a tool item asked for: its own fields, without the bookkeeping ones."""
+    return {k: v for k, v in item.items() if k not in ("id", "type", "status")}
 
 
 class CodexAdapter:
@@ -270,6 +301,9 @@ class CodexAdapter:
                 input={"command": item.get("command")},
                 raw=obj,
             )
+        if kind in _OTHER_TOOL_ITEMS:
+            self._tools_started.add(item_id)
+            return ToolUse(id=item_id, name=kind, input=_tool_input(kind, item), raw=obj)
         if kind == "mcp_tool_call":
             self._tools_started.add(item_id)
             server, tool = as_str(item.get("server")) or "", as_str(item.get("tool")) or ""
@@ -312,7 +346,13 @@ class CodexAdapter:
                 ToolResult(tool_use_id=item_id, content=content, is_error=failed, raw=obj)
             )
             return events
-        # `error` items are warnings; reasoning, file_change, web_search, todo_list: raw.
+        if kind in _OTHER_TOOL_ITEMS:
+            item_id = as_str(item.get("id")) or ""
+            if item_id in self._tools_started:
+                return []
+            tool = self._tool_use(item, obj)
+            return [tool] if tool is not None else []
+        # `error` items are warnings; reasoning, todo_list: raw.
         return []
 
 
@@ -332,9 +372,28 @@ class CodexClassifier:
         )
     )
 
+    # The thread codex was asked to continue (``exec resume``): when codex says it has no
+    # such thread, the error carries ``lost_session`` so a conversation starts afresh.
+    resume: str | None = None
+
     def classify(self, exit: ProcessExit) -> LLMError | None:
         error = self.base.classify(exit)
         reports = [e for e in exit.events if isinstance(e, ErrorReport)]
+        lost = lost_session_words(exit.stderr_tail) if self.resume and error else None
+        if error is not None and lost is not None:
+            return error.evolve(
+                message=f"session {self.resume} is not known to {exit.cli}: {lost}",
+                category=ErrorCategory.PERMANENT,
+                lost_session=self.resume,
+            )
+        if error is not None and error.message.endswith("<unknown>"):
+            # codex's stderr ends in a Rust stack backtrace of "N: <unknown>" frames: its
+            # own words are on the "Error: ..." line before it.
+            said = _ERROR_LINE.search(exit.stderr_tail)
+            if said is not None:
+                error = error.evolve(
+                    message=f"{exit.cli} exited with code {exit.exit_code}: {said.group(1)}"
+                )
         if error is None:
             if not any(isinstance(e, FinalResult | UsageReport) for e in exit.events):
                 return LLMError(
@@ -372,8 +431,7 @@ def configured_provider(
 ) -> str | None:
     """The active model provider when it is defined in codex's ``config.toml`` (so its
     retries can be overridden), else None (the built-in provider, or no config)."""
-    home = (env or {}).get("CODEX_HOME") or os.environ.get("CODEX_HOME")
-    base = Path(home) if home else Path.home() / ".codex"
+    base = _codex_home(env)
     config = _read_toml(base / "config.toml")
     providers = dict(config.get("model_providers") or {})
     provider = config.get("model_provider")
@@ -400,7 +458,9 @@ def codex(
     name: str = "codex",
     profile: str | None = None,
     output_schema_file: str | None = None,
+    tools: ToolPolicy = "none",
 ) -> CliSpec:
+    # Long because: the docstring records what each tool level does, as verified.
     """A `CliSpec` for the Codex CLI in exec mode (``codex exec --json``).
 
     Args:
@@ -408,16 +468,40 @@ def codex(
         model: ``--model``.
         env: extra environment (``CODEX_HOME``, the provider's key variable, ...).
         extra_args: more ``codex exec`` arguments, placed before ``resume`` and the
-            prompt (e.g. ``["--sandbox", "read-only"]``); not ``--json``-changing ones.
+            prompt; not ``--json``-changing ones and, below ``tools="full"``, nothing that
+            changes what tools may run (``--sandbox``, ``--add-dir``, ``--enable``,
+            ``--dangerously-*``, ``--config`` of the sandbox, permissions, approvals,
+            features, web search, MCP servers): ValueError.
         resume: a thread id to continue (``codex exec resume ID``).
         output_schema_file: ``--output-schema`` (a JSON Schema file); `Supervisor.ask`
             with ``output=Model`` writes and passes it for you.
-        cwd: the agent's working root (``--cd``); the process also runs there.
+        cwd: the agent's working root (``--cd``); the process also runs there, and it is
+            the one folder "read"/"edit" may act in.
         name: the name in errors, logs and statistics.
         profile: ``--profile`` (layers ``$CODEX_HOME/<profile>.config.toml``).
+        tools: what the model may run (verified with codex 0.169.0 against the emulator),
+            through a permission profile passed as ``--config`` (it wins over the user's
+            ``sandbox_mode``/``default_permissions``), enforced by codex's bubblewrap
+            sandbox, network off, approvals never, MCP servers of config.toml disabled:
+            "none": shell, sub-agents, goals, web search, image generation, apps, hooks
+            and skills off; the profile grants no file at all, so the two tools codex
+            still offers (``view_image``, ``request_user_input``: no switch removes them)
+            find nothing and nothing runs; "read": commands run read-only, seeing only
+            cwd, system folders (/usr, /etc, /bin, /lib, /dev, a private /proc) and
+            codex's own install (its sandbox re-runs it), no writes, no web search or
+            sub-agents; "edit": the same, plus writing within cwd; "full":
+            ``--dangerously-bypass-approvals-and-sandbox``, everything codex can do
+            anywhere this user can reach (logs a WARNING).
 
     The prompt goes to stdin (``-``), so it can never be taken for an option.
+    ``with_system(text)`` gives a spec whose codex gets ``text`` instead of its built-in
+    agent instructions (``model_instructions_file``, a private file per distinct text;
+    codex sends it as the first ``developer`` message). Without it codex sends its own,
+    about 17 KB (measured body of a one-line call, codex 0.169.0: "none" 20.8 KB without,
+    3.5 KB with a one-line system prompt; "read"/"edit" 27.7/10.4 KB; "full" 39.5/22.2 KB).
     """
+    if tools not in TOOL_POLICIES:
+        raise ValueError(f"codex: tools must be one of {', '.join(TOOL_POLICIES)}, got {tools!r}")
     options = _CodexOptions(
         model=model,
         env=env,
@@ -427,8 +511,142 @@ def codex(
         name=name,
         profile=profile,
         output_schema_file=output_schema_file,
+        tools=tools,
     )
+    if tools == "full":
+        logger.warning(
+            "codex spec %r built with tools='full' (--dangerously-bypass-approvals-and-"
+            "sandbox): the model may run any command, anywhere this user can reach",
+            name,
+        )
     return _codex_spec(find_executable("codex", executable), options)
+
+
+# The permission profile the factory defines (through --config) for "none"/"read"/"edit".
+POLICY_PROFILE = "llmsup"
+# Features that let the model reach beyond the working folder (or run anything at all).
+_FEATURES_OFF_UNLESS_FULL = ("multi_agent", "image_generation", "apps")
+_FEATURES_OFF_FOR_NONE = ("shell_tool", "unified_exec", "goals", "hooks")
+# Instructions that describe what "none" removed (sandbox, folder, apps, modes, skills).
+_NONE_INSTRUCTIONS_OFF = (
+    "include_permissions_instructions",
+    "include_environment_context",
+    "include_apps_instructions",
+    "include_collaboration_mode_instructions",
+)
+# Options that change what may run: refused in extra_args below tools="full".
+_TOOL_FLAGS = (
+    "-s",
+    "--sandbox",
+    "--add-dir",
+    "--enable",
+    "--approve-for-me",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "--dangerously-bypass-hook-trust",
+    "--trust",
+    "--worktree",
+)
+_TOOL_CONFIG_KEYS = re.compile(
+    r"^\s*(sandbox_mode|sandbox_workspace_write|default_permissions|permissions|"
+    r"approval_policy|approvals_reviewer|features|web_search|tools|mcp_servers|"
+    r"shell_environment_policy|skills|model_instructions_file)\b"
+)
+_MCP_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def codex_tool_args(
+    tools: ToolPolicy, helper_dirs: Sequence[str] = (), mcp_servers: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The ``codex exec`` arguments for a tool level (pure; see `codex`'s docstring).
+
+    ``helper_dirs``: folders holding codex's own binary, which its sandbox must be able to
+    read to start a command; ``mcp_servers``: names defined in config.toml, disabled.
+    """
+    if tools == "full":
+        return ("--dangerously-bypass-approvals-and-sandbox",)
+    if tools == "none":
+        filesystem = "{}"
+    else:
+        access = "read" if tools == "read" else "write"
+        entries = ['":minimal"="read"'] + [f'{_toml_str(d)}="read"' for d in helper_dirs]
+        entries.append(f'":workspace_roots"={{"."="{access}"}}')
+        filesystem = "{" + ",".join(entries) + "}"
+    args = [
+        '--config=approval_policy="never"',
+        f'--config=default_permissions="{POLICY_PROFILE}"',
+        f"--config=permissions.{POLICY_PROFILE}.filesystem={filesystem}",
+        '--config=web_search="disabled"',
+        "--config=skills.include_instructions=false",
+        "--config=skills.bundled.enabled=false",
+    ]
+    off = _FEATURES_OFF_UNLESS_FULL + (_FEATURES_OFF_FOR_NONE if tools == "none" else ())
+    args.extend(f"--disable={feature}" for feature in off)
+    if tools == "none":
+        args.extend(f"--config={key}=false" for key in _NONE_INSTRUCTIONS_OFF)
+    for server in mcp_servers:
+        if not _MCP_NAME.match(server):
+            raise ValueError(
+                f"codex: the MCP server name {server!r} in config.toml cannot be disabled "
+                f"from the command line, so tools={tools!r} cannot be enforced"
+            )
+        args.append(f"--config=mcp_servers.{server}.enabled=false")
+    return tuple(args)
+
+
+def check_tool_args(tools: ToolPolicy, extra_args: Sequence[str]) -> None:
+    """Refuse ``extra_args`` that would change what may run, below ``tools="full"``."""
+    if tools == "full":
+        return
+    for index, arg in enumerate(extra_args):
+        flag, _, value = arg.partition("=")
+        config = None
+        if flag in ("-c", "--config"):
+            config = value if value else (extra_args[index + 1 : index + 2] or [""])[0]
+        elif flag.startswith("-c") and not flag.startswith("--"):
+            config = arg[2:]
+        if flag in _TOOL_FLAGS or (config is not None and _TOOL_CONFIG_KEYS.match(config)):
+            raise ValueError(
+                f"codex: extra_args {arg!r} would change which tools run, which "
+                f"tools={tools!r} decides (use tools='full' for anything goes)"
+            )
+
+
+@functools.lru_cache(maxsize=32)
+def sandbox_helper_dirs(program: str) -> tuple[str, ...]:
+    """Folders holding the native codex binary behind ``program`` (the npm launcher's
+    platform package, or the binary's own folder): codex's Linux sandbox re-runs that
+    binary inside the sandbox, so "read"/"edit" must let it be read."""
+    real = os.path.realpath(program)
+    if not real.endswith(".js"):
+        return (os.path.dirname(real),)
+    package = os.path.dirname(os.path.dirname(real))  # .../@openai/codex
+    patterns = (
+        os.path.join(os.path.dirname(package), "codex-*", "vendor", "*"),
+        os.path.join(package, "node_modules", "@openai", "codex-*", "vendor", "*"),
+        os.path.join(package, "vendor", "*"),
+    )
+    found = sorted({os.path.realpath(d) for p in patterns for d in glob.glob(p)})
+    return tuple(d for d in found if os.path.isdir(d))
+
+
+def configured_mcp_servers(
+    env: Mapping[str, str] | None = None, profile: str | None = None
+) -> tuple[str, ...]:
+    """Names of the MCP servers codex's config.toml (and the profile layer) defines."""
+    base = _codex_home(env)
+    names = set(_read_toml(base / "config.toml").get("mcp_servers") or {})
+    if profile:
+        names |= set(_read_toml(base / f"{profile}.config.toml").get("mcp_servers") or {})
+    return tuple(sorted(str(n) for n in names))
+
+
+def _codex_home(env: Mapping[str, str] | None) -> Path:
+    home = (env or {}).get("CODEX_HOME") or os.environ.get("CODEX_HOME")
+    return Path(home) if home else Path.home() / ".codex"
 
 
 @attrs.frozen(eq=False)
@@ -443,6 +661,8 @@ class _CodexOptions:
     name: str
     profile: str | None
     output_schema_file: str | None
+    tools: ToolPolicy = "none"
+    system_file: str | None = None
 
     def argv(self, program: str) -> tuple[str, ...]:
         argv = [program, "exec", "--json", "--skip-git-repo-check"]
@@ -453,11 +673,18 @@ class _CodexOptions:
             argv.append(f"--cd={os.path.abspath(self.cwd)}")
         if self.profile is not None:
             argv.append(f"--profile={self.profile}")
-        if "--ignore-user-config" not in self.extra_args:
+        user_config = "--ignore-user-config" not in self.extra_args
+        if user_config:
             provider = configured_provider(self.env, self.profile)
             if provider is not None:
                 for key in ("request_max_retries", "stream_max_retries"):
                     argv.append(f"--config=model_providers.{provider}.{key}=0")
+        check_tool_args(self.tools, self.extra_args)
+        helpers = sandbox_helper_dirs(program) if self.tools in ("read", "edit") else ()
+        servers = configured_mcp_servers(self.env, self.profile) if user_config else ()
+        argv.extend(codex_tool_args(self.tools, helpers, servers if self.tools != "full" else ()))
+        if self.system_file is not None:
+            argv.append(f"--config=model_instructions_file={_toml_str(self.system_file)}")
         if self.output_schema_file is not None:
             argv.append(f"--output-schema={os.path.abspath(self.output_schema_file)}")
         argv.extend(self.extra_args)
@@ -475,15 +702,18 @@ def _codex_spec(program: str, options: _CodexOptions) -> CliSpec:
         return _codex_spec(program, attrs.evolve(options, **changes))
 
     return CliSpec(
+        sweep_session=True,  # helpers may leave the group (codex's sandbox does)
         name=options.name,
         argv=options.argv(program),
         adapter_factory=CodexAdapter,
-        classifier=CodexClassifier(),
+        classifier=CodexClassifier(resume=options.resume),
         prompt_via="stdin",
         env=dict(options.env or {}),
         cwd=options.cwd,
         output_schema=lambda schema: variant(output_schema_file=schema_file(schema)),
         session=SessionSupport(resume=lambda thread_id: variant(resume=thread_id)),
+        tools=options.tools,
+        with_system=lambda text: variant(system_file=str(codex_system_file(text))),
     )
 
 
@@ -498,4 +728,34 @@ def schema_file(schema: Mapping[str, Any]) -> str:
         with open(temporary, "w") as f:
             f.write(text)
         os.replace(temporary, path)  # atomic: concurrent writers produce the same bytes
+    return path
+
+
+def _private_dir() -> Path:
+    """This user's private folder for codex's instruction files (mode 0700, checked)."""
+    folder = Path(tempfile.gettempdir()) / f"llmsup-codex-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.getuid()
+        or stat.S_IMODE(info.st_mode) & 0o077
+    ):
+        raise ValueError(
+            f"codex: {folder} must be a directory owned by this user with mode 0700 "
+            "(it holds system prompts); remove it or fix its permissions"
+        )
+    return folder
+
+
+def codex_system_file(text: str) -> Path:
+    """A private file holding ``text`` for ``model_instructions_file`` (one per text)."""
+    if not text.strip():
+        raise ValueError("codex: the system prompt is empty (codex would keep its own)")
+    data = text.encode("utf-8")
+    path = _private_dir() / f"system-{hashlib.sha256(data).hexdigest()[:32]}.md"
+    if not path.is_file() or path.read_bytes() != data:
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # atomic: concurrent writers produce the same bytes
     return path

@@ -50,6 +50,10 @@ What errors look like (and what they become)
     - Fatal exit codes: 41 (auth) → AUTH_FAILURE; 42 (input), 44 (sandbox), 52 (config),
       53 (turn limit), 54 (tool execution) → PERMANENT; 55 (untrusted folder) → PERMANENT,
       with a message saying to set ``GEMINI_CLI_TRUST_WORKSPACE=true``.
+    - ``--resume`` of a session gemini does not have: exit 42 and ``Error resuming session:
+      Invalid session identifier "ID".`` (or ``No previous sessions found for this
+      project.``) → PERMANENT with ``lost_session=ID``, message "session ID is not known
+      to gemini: <its words>".
     - ``error`` events with ``severity: "warning"`` (loop detected, ...) are kept raw;
       ``severity: "error"`` becomes an `ErrorReport`.
 
@@ -64,10 +68,15 @@ Events
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -84,7 +93,7 @@ from .._events import (
     ToolUse,
     Usage,
 )
-from .._spec import CliSpec, ProcessExit, SessionSupport
+from .._spec import TOOL_POLICIES, CliSpec, ProcessExit, SessionSupport, ToolPolicy
 from ._classify import (
     DEFAULT_AUTH_PATTERNS,
     DEFAULT_PERMANENT_PATTERNS,
@@ -183,6 +192,22 @@ _LOST_PROMPT = (
     " stdin only 500 ms to become readable, which a loaded machine can miss; a retry"
     " usually succeeds"
 )
+
+# What gemini 0.61.0 prints (stderr, exit 42) when ``--resume`` names a session it does not
+# have: "Error resuming session: No previous sessions found for this project." (no session
+# stored for this folder at all) or 'Error resuming session: Invalid session identifier
+# "ID".' followed by where it searched and a hint to use --list-sessions.
+_LOST_SESSION = re.compile(
+    r"Error resuming session: ((?:No previous sessions found|Invalid session identifier)"
+    r"[^\n]*)",
+)
+
+
+def lost_session_words(stderr: str) -> str | None:
+    """gemini's own words when it does not know the session it was asked to resume."""
+    match = _LOST_SESSION.search(stderr)
+    return match.group(1).strip() if match else None
+
 
 _ATTEMPT = re.compile(r"^\s*Attempt (\d+) failed(?: with status (\d{3}))?\b(.*)$", re.I)
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -446,6 +471,9 @@ class GeminiClassifier:
             permanent_patterns=DEFAULT_PERMANENT_PATTERNS + GEMINI_PERMANENT_PATTERNS,
         )
     )
+    # The session the CLI was asked to continue (``--resume``): when gemini says it does
+    # not know it, the error carries ``lost_session`` so a conversation starts afresh.
+    resume: str | None = None
 
     def classify(self, exit: ProcessExit) -> LLMError | None:
         error = self.base.classify(exit)
@@ -461,6 +489,13 @@ class GeminiClassifier:
                 )
             return None
         code = exit.exit_code
+        lost = lost_session_words(error.stderr) if self.resume else None
+        if lost is not None:
+            return error.evolve(
+                message=f"session {self.resume} is not known to {exit.cli}: {lost}",
+                category=ErrorCategory.PERMANENT,
+                lost_session=self.resume,
+            )
         if code == 42 and exit.stdin_bytes and _NO_INPUT in exit.stderr_tail:
             return with_category(error, ErrorCategory.RETRYABLE, message=_LOST_PROMPT)
         if code in _EXIT_CATEGORY:
@@ -492,6 +527,7 @@ def gemini(
     resume: str | None = None,
     cwd: str | None = None,
     name: str = "gemini",
+    tools: ToolPolicy = "none",
 ) -> CliSpec:
     """A `CliSpec` for the Gemini CLI in headless mode, streaming JSON events.
 
@@ -500,18 +536,98 @@ def gemini(
         model: ``--model`` (always passed; ``"auto"`` would add a routing call).
         env: extra environment (``GEMINI_API_KEY``, ``GOOGLE_GEMINI_BASE_URL``, ``HOME``);
             ``GEMINI_CLI_TRUST_WORKSPACE=true`` is set unless this overrides it.
-        extra_args: more CLI arguments, placed last (e.g. ``["--approval-mode", "plan"]``);
-            not ``--output-format`` or ``--prompt``, which would change what it reads/prints.
+        extra_args: more CLI arguments, placed last (e.g. ``["--include-directories", D]``);
+            not ``--output-format`` or ``--prompt``, which would change what it reads/prints,
+            and, below ``tools="full"``, nothing that changes what tools may run
+            (``--yolo``, ``--approval-mode``, ``--admin-policy``, ``--allowed-tools``):
+            ValueError.
         resume: a session id to continue (``--resume``).
-        cwd: the working directory (gemini's workspace).
+        cwd: the working directory (gemini's workspace, where "read"/"edit" may act).
         name: the name in errors, logs and statistics.
+        tools: what the model may run (verified with gemini 0.61.0 against the emulator),
+            through an ``--admin-policy`` file (the highest policy tier, above the user's
+            own policies and settings; a denied tool is also left out of the request):
+            "none": every tool denied, no tool definitions sent, nothing runs;
+            "read": only read_file, read_many_files, list_directory, glob, grep_search,
+            which gemini confines to the workspace (cwd, plus ``--include-directories``
+            and its own project folder under ``~/.gemini/tmp``; elsewhere "Path not in
+            workspace"); "edit": those plus write_file and replace, same confinement;
+            no shell, web or sub-agents at either level; "full": ``--approval-mode=yolo``,
+            every tool including the shell, anywhere the user can reach (logs a WARNING).
 
-    The prompt goes to stdin, so it can never be taken for an option.
+    The prompt goes to stdin, so it can never be taken for an option. ``with_system(text)``
+    gives a spec whose gemini gets ``text`` as its whole system instruction
+    (``GEMINI_SYSTEM_MD``, a private file per distinct text), replacing its ~21-23 KB
+    agent instructions: a one-line call under "none" then sends about 1 KB. gemini
+    expands ``${AgentSkills}``, ``${SubAgents}``, ``${AvailableTools}`` and
+    ``${NAME_ToolName}`` in that text; everything else is sent verbatim.
     """
     options = _GeminiOptions(
-        model=model, env=env, extra_args=tuple(extra_args), resume=resume, cwd=cwd, name=name
+        model=model,
+        env=env,
+        extra_args=tuple(extra_args),
+        resume=resume,
+        cwd=cwd,
+        name=name,
+        tools=tools,
     )
+    _check_tools(tools, name)
     return _gemini_spec(find_executable("gemini", executable), options)
+
+
+def _check_tools(tools: ToolPolicy, name: str) -> None:
+    """Refuse an unknown level; warn when "full" lets the model run anything."""
+    if tools not in TOOL_POLICIES:
+        raise ValueError(f"gemini: tools must be one of {', '.join(TOOL_POLICIES)}, got {tools!r}")
+    if tools == "full":
+        logger.warning(
+            "gemini spec %r built with tools='full' (--approval-mode=yolo): the model may run "
+            "any tool, shell commands included, anywhere this user can reach",
+            name,
+        )
+
+
+# Options that would change what tools may run, refused below tools="full".
+_TOOL_OPTIONS = ("-y", "--yolo", "--approval-mode", "--admin-policy", "--allowed-tools")
+_POLICY_DIR = Path(__file__).with_name("_gemini_policies")
+
+
+def gemini_policy_file(tools: ToolPolicy) -> Path | None:
+    """The ``--admin-policy`` file for a tool level (None for "full", which has none)."""
+    if tools == "full":
+        return None
+    path = _POLICY_DIR / f"{tools}.toml"
+    if not path.is_file():  # never run gemini unrestricted because a file went missing
+        raise ValueError(f"gemini: the policy file for tools={tools!r} is missing: {path}")
+    return path
+
+
+def _private_dir() -> Path:
+    """This user's private folder for gemini's system-prompt files (mode 0700, checked)."""
+    folder = Path(tempfile.gettempdir()) / f"llmsup-gemini-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.getuid()
+        or stat.S_IMODE(info.st_mode) & 0o077
+    ):
+        raise ValueError(
+            f"gemini: {folder} must be a directory owned by this user with mode 0700 "
+            "(it holds system prompts); remove it or fix its permissions"
+        )
+    return folder
+
+
+def gemini_system_file(text: str) -> Path:
+    """A private file holding ``text`` for ``GEMINI_SYSTEM_MD`` (one per distinct text)."""
+    data = text.encode("utf-8")
+    path = _private_dir() / f"system-{hashlib.sha256(data).hexdigest()[:32]}.md"
+    if not path.is_file() or path.read_bytes() != data:
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return path
 
 
 @attrs.frozen(eq=False)
@@ -524,6 +640,8 @@ class _GeminiOptions:
     resume: str | None
     cwd: str | None
     name: str
+    tools: ToolPolicy = "none"
+    system_file: str | None = None
 
     def argv(self, program: str) -> tuple[str, ...]:
         if not self.model or self.model.startswith("-"):
@@ -533,23 +651,47 @@ class _GeminiOptions:
             if not self.resume or self.resume.startswith("-"):
                 raise ValueError(f"resume must be a session id, got {self.resume!r}")
             argv.append(f"--resume={self.resume}")
+        policy = gemini_policy_file(self.tools)
+        if policy is None:
+            argv.append("--approval-mode=yolo")
+        else:
+            for arg in self.extra_args:
+                if arg.split("=", 1)[0] in _TOOL_OPTIONS:
+                    raise ValueError(
+                        f"gemini: extra_args {arg!r} would change which tools run, which "
+                        f"tools={self.tools!r} decides (use tools='full' for anything goes)"
+                    )
+            argv.append(f"--admin-policy={policy}")
         argv.extend(self.extra_args)
         return tuple(argv)
+
+    def environment(self) -> dict[str, str]:
+        env = {"GEMINI_CLI_TRUST_WORKSPACE": "true", **(self.env or {})}
+        if self.system_file is not None:
+            env["GEMINI_SYSTEM_MD"] = self.system_file
+        return env
 
 
 def _gemini_spec(program: str, options: _GeminiOptions) -> CliSpec:
     def resumed(session_id: str) -> CliSpec:
         return _gemini_spec(program, attrs.evolve(options, resume=session_id))
 
+    def with_system(text: str) -> CliSpec:
+        system_file = str(gemini_system_file(text))
+        return _gemini_spec(program, attrs.evolve(options, system_file=system_file))
+
     return CliSpec(
+        sweep_session=True,  # helpers may leave the group (codex's sandbox does)
         name=options.name,
         argv=options.argv(program),
         adapter_factory=GeminiAdapter,
-        classifier=GeminiClassifier(),
+        classifier=GeminiClassifier(resume=options.resume),
         prompt_via="stdin",
-        env={"GEMINI_CLI_TRUST_WORKSPACE": "true", **(options.env or {})},
+        env=options.environment(),
         cwd=options.cwd,
         stderr_watch=gemini_stderr_watch,
         # gemini has no schema option: structured output goes through the prompt alone.
         session=SessionSupport(resume=resumed),
+        tools=options.tools,
+        with_system=with_system,
     )

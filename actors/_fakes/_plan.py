@@ -16,8 +16,20 @@ errors real CLIs print (``rate_limit_retry_after_s``, ``auth_failure``), with ba
 (``malformed_line``, ``oversized_line_bytes``, ``invalid_utf8``, ``stderr_bytes``), or by
 leaving processes behind (``ignore_sigterm``, ``grandchild_holds_stdout_s``). ``fail_first``
 makes the first N calls for a prompt fail and later ones succeed, which is how retries are
-tested; ``rules`` give different prompts different faults; ``serve`` turns it into a
-long-lived process answering one ``{"prompt": ...}`` JSON line at a time.
+tested; ``rules`` give different prompts (``match``) or different calls (``calls: [3, 5]``,
+calls 3 to 5; ``[11, None]``, every call from the 11th) different faults; ``serve`` turns it
+into a long-lived process answering one ``{"prompt": ...}`` JSON line at a time.
+
+Calls are counted across every process of a plan, in ``state_dir`` (one line per call,
+appended under an exclusive lock). A plan that counts and names no ``state_dir`` needs no
+set-up: `fake()` makes a folder once per spec, `fake_argv` once per command line.
+
+Dialects: ``fake_argv(plan, dialect="claude")`` (and ``actors.fake(plan, dialect=...)``)
+makes the fake print what claude, codex or gemini print for the same plan: their stdout
+lines, stderr and exit codes, for the answer, streaming and every fault
+(``rate_limit_retry_after_s``, ``auth_failure``, ``server_error``, ``lost_session``, ...).
+What each dialect prints is in ``actors/_fakes/_script.py`` (a pure script of actions that
+the fake CLI executes and the simulated backend runs in-process).
 
 Use `fake_argv` to get the command line::
 
@@ -41,26 +53,32 @@ grandchild keys come from the base plan only.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["FAKE_CLI_PATH", "FailWith", "FaultPlan", "FaultRule", "fake_argv"]
+__all__ = ["FAKE_CLI_PATH", "FailWith", "FaultPlan", "FaultRule", "as_plan", "fake_argv"]
 
 FAKE_CLI_PATH: str = os.path.abspath(os.path.join(os.path.dirname(__file__), "_cli.py"))
 """Absolute path of the fake CLI script (run it with ``sys.executable -S``)."""
 
-FailWith = Literal["retryable", "rate_limit", "auth", "crash", "hang"]
+FailWith = Literal[
+    "retryable", "rate_limit", "auth", "crash", "hang", "server_error", "lost_session"
+]
 """How a ``fail_first`` failure fails."""
 
 _Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 _Count = Annotated[int, Field(ge=0)]
 _ExitCode = Annotated[int, Field(ge=0, le=255)]
 _StateDir = Annotated[str, Field(min_length=1)]
+_Index = Annotated[int, Field(ge=1)]
 
 _DOC = {
     "latency_s": "Seconds to sleep before the first byte of output (also before injected errors).",
@@ -85,6 +103,15 @@ _DOC = {
     " limit exceeded. Please retry after Ns' to stderr and exit 1.",
     "auth_failure": "Instead of answering, print 'Error: 401 Unauthorized: invalid API key' to"
     " stderr and exit 1.",
+    "server_error": "Instead of answering, fail as after an HTTP 500 from the provider (native:"
+    " 'Error: 500 Internal Server Error: ...' on stderr, exit 1).",
+    "lost_session": "Instead of answering, fail as a CLI that no longer knows the session id"
+    " (native: 'Error: No conversation found with session ID: ID' on stderr, exit 1).",
+    "error_exit_code": "The exit status of an injected error. None: the CLI's own (native, claude"
+    " and codex 1; gemini the HTTP status modulo 256, 42 for a lost session). 0 makes, for"
+    " example, claude exit 0 with an error result.",
+    "rate_limit_events": "claude dialect: print an 'allowed' rate_limit_event line after init,"
+    " as claude does for a subscription login (other dialects: no effect).",
     "malformed_line": "Print the non-JSON line '<<this is not json>>' after the session event.",
     "oversized_line_bytes": "Print one line of this many 'x' bytes (plus newline) before the"
     " answer.",
@@ -93,17 +120,22 @@ _DOC = {
     "format": "'jsonl' (the native dialect) or 'text' (only the raw answer, then a newline).",
     "fail_first": "The first N calls for the same prompt fail with fail_with; later ones succeed."
     " The count is kept in state_dir.",
-    "state_dir": "Directory for the fail_first counters (required when fail_first > 0).",
+    "state_dir": "Directory for the call count (fail_first, rules with calls), shared by every"
+    " process of the plan. None: `fake()` and `fake_argv()` make one automatically.",
     "fail_with": "How fail_first calls fail: 'retryable' (stderr 'fake: transient failure', exit"
-    " 1), 'rate_limit', 'auth', 'crash' (crash_after_chunks=1) or 'hang'.",
+    " 1), 'rate_limit', 'auth', 'server_error', 'lost_session', 'crash' (crash_after_chunks=1)"
+    " or 'hang'.",
     "fail_retry_after_s": "The retry-after seconds of a fail_with='rate_limit' failure.",
     "serve": "Long-lived mode: answer one {'prompt': ...} JSON line from stdin at a time, until"
     " EOF. Same as the --serve flag.",
     "crash_after_requests": "Serve mode: after answering this many requests, exit with status 3"
     " when the next request arrives.",
-    "rules": "Per-prompt overrides: the first rule whose match is a substring of the prompt has"
-    " its keys applied on top of this plan.",
-    "match": "Apply this rule when this string is a substring of the prompt ('' matches all).",
+    "rules": "Per-call overrides: the first rule that applies to a call (by match and/or calls)"
+    " has its keys applied on top of this plan.",
+    "match": "Apply this rule when this string is a substring of the prompt ('' matches all)."
+    " None: any prompt (then calls is required).",
+    "calls": "Apply this rule to calls first..last of the plan (1-based, inclusive, counted across"
+    " all its processes); [first, None] means every call from first on.",
 }
 
 _NULLABLE = frozenset(
@@ -118,6 +150,7 @@ _NULLABLE = frozenset(
         "rate_limit_retry_after_s",
         "oversized_line_bytes",
         "state_dir",
+        "error_exit_code",
     }
 )
 
@@ -136,7 +169,8 @@ class FaultRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    match: str = Field(description=_doc("match"))
+    match: str | None = Field(default=None, description=_doc("match"))
+    calls: tuple[_Index, _Index | None] | None = Field(default=None, description=_doc("calls"))
     latency_s: _Seconds | None = Field(default=None, description=_doc("latency_s"))
     chunks: _Count | None = Field(default=None, description=_doc("chunks"))
     chunk_gap_s: _Seconds | None = Field(default=None, description=_doc("chunk_gap_s"))
@@ -159,6 +193,10 @@ class FaultRule(BaseModel):
         default=None, description=_doc("rate_limit_retry_after_s")
     )
     auth_failure: bool | None = Field(default=None, description=_doc("auth_failure"))
+    server_error: bool | None = Field(default=None, description=_doc("server_error"))
+    lost_session: bool | None = Field(default=None, description=_doc("lost_session"))
+    error_exit_code: _ExitCode | None = Field(default=None, description=_doc("error_exit_code"))
+    rate_limit_events: bool | None = Field(default=None, description=_doc("rate_limit_events"))
     malformed_line: bool | None = Field(default=None, description=_doc("malformed_line"))
     oversized_line_bytes: _Count | None = Field(
         default=None, description=_doc("oversized_line_bytes")
@@ -178,6 +216,10 @@ class FaultRule(BaseModel):
         for name in sorted(self.model_fields_set - _NULLABLE):
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be None in a rule (leave it out to inherit)")
+        if self.match is None and self.calls is None:
+            raise ValueError("a rule needs match, calls or both")
+        if self.calls is not None and self.calls[1] is not None and self.calls[1] < self.calls[0]:
+            raise ValueError(f"calls {list(self.calls)}: the last call is before the first")
         return self
 
     def overrides(self) -> dict[str, object]:
@@ -212,6 +254,10 @@ class FaultPlan(BaseModel):
         default=None, description=_doc("rate_limit_retry_after_s")
     )
     auth_failure: bool = Field(default=False, description=_doc("auth_failure"))
+    server_error: bool = Field(default=False, description=_doc("server_error"))
+    lost_session: bool = Field(default=False, description=_doc("lost_session"))
+    error_exit_code: _ExitCode | None = Field(default=None, description=_doc("error_exit_code"))
+    rate_limit_events: bool = Field(default=False, description=_doc("rate_limit_events"))
     malformed_line: bool = Field(default=False, description=_doc("malformed_line"))
     oversized_line_bytes: _Count | None = Field(
         default=None, description=_doc("oversized_line_bytes")
@@ -234,17 +280,17 @@ class FaultPlan(BaseModel):
     def _rules_as_tuple(cls, rules: Sequence[FaultRule]) -> tuple[FaultRule, ...]:
         return tuple(rules)  # keeps the frozen plan hashable
 
-    @model_validator(mode="after")
-    def _state_dir_for_fail_first(self) -> FaultPlan:
-        if self.fail_first > 0 and self.state_dir is None:
-            raise ValueError("state_dir is required when fail_first > 0")
-        for index, rule in enumerate(self.rules):
-            overrides = rule.model_fields_set
-            fail_first = rule.fail_first if "fail_first" in overrides else self.fail_first
-            state_dir = rule.state_dir if "state_dir" in overrides else self.state_dir
-            if fail_first and state_dir is None:
-                raise ValueError(f"rules[{index}]: state_dir is required when fail_first > 0")
-        return self
+    def needs_count(self) -> bool:
+        """True when the plan reads the call count (fail_first, or a rule with calls)."""
+        if self.fail_first > 0:
+            return True
+        return any(rule.calls is not None or (rule.fail_first or 0) > 0 for rule in self.rules)
+
+    def with_state_dir(self, state_dir: str) -> FaultPlan:
+        """This plan counting its calls in ``state_dir`` (if it counts and has no folder yet)."""
+        if self.state_dir is not None or not self.needs_count():
+            return self
+        return self.model_copy(update={"state_dir": state_dir})
 
     def to_json(self) -> str:
         """The compact JSON the script takes as ``--plan`` (keys at their default left out)."""
@@ -254,13 +300,35 @@ class FaultPlan(BaseModel):
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def fake_argv(plan: FaultPlan | Mapping[str, object] | None = None) -> tuple[str, ...]:
+def as_plan(plan: FaultPlan | Mapping[str, object] | None) -> FaultPlan:
+    """``plan`` as a `FaultPlan` (a mapping is validated, raising pydantic's ValidationError)."""
+    if plan is None:
+        return FaultPlan()
+    if isinstance(plan, FaultPlan):
+        return plan
+    return FaultPlan.model_validate(dict(plan))
+
+
+def auto_state_dir() -> str:
+    """A fresh folder for one plan's call count, removed when the interpreter exits."""
+    path = tempfile.mkdtemp(prefix="llmsup-fake-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def fake_argv(
+    plan: FaultPlan | Mapping[str, object] | None = None, *, dialect: str = "native"
+) -> tuple[str, ...]:
     """The command line that runs the fake CLI with ``plan``; append ``"--", prompt``.
 
-    A mapping is validated as a `FaultPlan` first (raising pydantic's ``ValidationError``).
+    A mapping is validated as a `FaultPlan` first (raising pydantic's ``ValidationError``). A
+    plan that counts calls (``fail_first``, rules with ``calls``) and names no ``state_dir``
+    gets a fresh one: each call of `fake_argv` starts a new count.
     """
-    if plan is None:
-        plan = FaultPlan()
-    elif not isinstance(plan, FaultPlan):
-        plan = FaultPlan.model_validate(dict(plan))
-    return (sys.executable, "-S", FAKE_CLI_PATH, "--plan", plan.to_json())
+    plan = as_plan(plan)
+    if plan.needs_count() and plan.state_dir is None:
+        plan = plan.with_state_dir(auto_state_dir())
+    argv: tuple[str, ...] = (sys.executable, "-S", FAKE_CLI_PATH, "--plan", plan.to_json())
+    if dialect != "native":
+        argv += ("--dialect", dialect)
+    return argv

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import trio
 
 from actors import CliSpec, LLMError
 from actors.lowlevel import LineFramer
-from supervisor import RetryConfig, open_supervisor
+from supervisor import CircuitBreaker, Conversation, RetryConfig, open_supervisor
 
 HELP = "commands: /export FILE, /history, /quit"
 
@@ -53,8 +54,15 @@ async def run_chat(
     retry: RetryConfig | None = None,
     stdin_fd: int = 0,
     out: TextIO = sys.stdout,
+    fallback: Sequence[CliSpec] = (),
+    breaker: CircuitBreaker | None = None,
 ) -> int:
-    """Run the chat loop until /quit or end of input; returns the exit status."""
+    """Run the chat loop until /quit or end of input; returns the exit status.
+
+    The system prompt is passed natively where the CLI takes one. With ``fallback``, a
+    turn the CLI refuses (rate limit, auth, open breaker) is answered by the next CLI,
+    which is said in a note line.
+    """
 
     def say(text: str, end: str = "\n") -> None:
         out.write(text + end)
@@ -63,7 +71,9 @@ async def run_chat(
     lines = _Lines(stdin_fd)
     try:
         async with (
-            open_supervisor(spec, retry=retry, concurrency=1) as sup,
+            open_supervisor(
+                spec, retry=retry, concurrency=1, fallback=fallback, breaker=breaker
+            ) as sup,
             sup.conversation(system_prompt=system_prompt, history=history) as conv,
         ):
             resumed = f", continuing {conv.turn_count} turns" if conv.turn_count else ""
@@ -77,31 +87,37 @@ async def run_chat(
                 text = line.strip()
                 if not text:
                     continue
-                if text.startswith("/export"):
-                    target = text[len("/export") :].strip()
-                    if not target:
-                        say("usage: /export FILE")
-                        continue
-                    try:
-                        path = conv.export_history(target)
-                    except OSError as exc:
-                        say(f"cannot export to {target}: {exc}")
-                        continue
-                    say(f"exported {conv.turn_count} turns to {path}")
-                    continue
-                if text == "/history":
-                    for message in conv.history:
-                        say(f"[{message.timestamp:%H:%M:%S}] {message.role}: {message.content}")
-                    continue
                 if text.startswith("/"):
-                    say(f"unknown command {text.split()[0]}; {HELP}")
+                    _command(conv, text, say)
                     continue
                 try:
                     result = await conv.send(text)
                 except LLMError as error:
                     say(f"error {error.one_line()}")
                     continue
-                say(f"{spec.name}> {result.text}")
+                if result.fallback:
+                    say(f"(note: answered by {result.cli}, a fallback)")
+                say(f"{result.cli}> {result.text}")
     finally:
         with trio.CancelScope(shield=True):
             await lines.aclose()
+
+
+def _command(conv: Conversation, text: str, say: Callable[[str], None]) -> None:
+    """``/export FILE``, ``/history``, or an unknown command."""
+    if text.startswith("/export"):
+        target = text[len("/export") :].strip()
+        if not target:
+            say("usage: /export FILE")
+            return
+        try:
+            path = conv.export_history(target)
+        except OSError as exc:
+            say(f"cannot export to {target}: {exc}")
+            return
+        say(f"exported {conv.turn_count} turns to {path}")
+    elif text == "/history":
+        for message in conv.history:
+            say(f"[{message.timestamp:%H:%M:%S}] {message.role}: {message.content}")
+    else:
+        say(f"unknown command {text.split()[0]}; {HELP}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -18,6 +19,7 @@ from ._map import add_map_arguments, run_map
 from ._options import (
     BadUsage,
     add_cli_options,
+    fallback_specs,
     policies_from_args,
     spec_from_args,
 )
@@ -70,7 +72,6 @@ def _add_chat(sub: _Subcommands) -> None:
         description="Chat with a CLI. Commands: /export FILE, /history, /quit. Ctrl+C leaves "
         "cleanly, with no process left behind.",
     )
-    chat.add_argument("--system", help="system prompt")
     chat.add_argument("--history", metavar="FILE", help="continue a conversation exported before")
     add_cli_options(chat, concurrency=1)
 
@@ -99,6 +100,12 @@ def _add_serve(sub: _Subcommands) -> None:
     serve_.add_argument("--token", default=None, help="bearer token (default: $LLMSUP_TOKEN)")
     serve_.add_argument(
         "--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown"
+    )
+    serve_.add_argument(
+        "--cwd",
+        metavar="DIR",
+        default=None,
+        help="run every call in DIR (default: a fresh scratch folder per call, removed after)",
     )
     add_cli_options(serve_, concurrency=8)
 
@@ -150,6 +157,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
 async def _ask(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
+    fallbacks = fallback_specs(args)
     policies = policies_from_args(args)
     try:
         async with open_supervisor(
@@ -158,11 +166,14 @@ async def _ask(args: argparse.Namespace) -> int:
             timeouts=policies.timeouts,
             breaker=policies.breaker(spec.name),
             concurrency=policies.concurrency,
+            fallback=fallbacks,
         ) as sup:
-            result = await sup.ask(args.prompt)
+            result = await sup.ask(args.prompt, system=args.system)
     except LLMError as error:
         print(f"llmsup: error {error.one_line()}", file=sys.stderr)
         return EXIT_CODES.get(error.category, 1)
+    if result.fallback:
+        print(f"llmsup: answered by {result.cli} (fallback)", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2, exclude={"raw_events"}))
     else:
@@ -174,10 +185,16 @@ async def _chat(args: argparse.Namespace) -> int:
     from ._chat import run_chat
 
     spec = spec_from_args(args)
+    fallbacks = fallback_specs(args)
     policies = policies_from_args(args)
     try:
         return await run_chat(
-            spec, system_prompt=args.system, history=args.history, retry=policies.retry
+            spec,
+            system_prompt=args.system,
+            history=args.history,
+            retry=policies.retry,
+            fallback=fallbacks,
+            breaker=policies.breaker(spec.name),
         )
     except ValueError as exc:  # an unreadable history file
         raise BadUsage(str(exc)) from exc
@@ -189,7 +206,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not (args.grace >= 0 and math.isfinite(args.grace)):
         raise BadUsage(f"--grace must be a finite number of seconds >= 0, got {args.grace!r}")
     spec = spec_from_args(args)
+    fallbacks = fallback_specs(args)
     policies = policies_from_args(args)
+    if args.cwd is not None and not os.path.isdir(args.cwd):
+        raise BadUsage(f"--cwd {args.cwd}: no such directory")
     try:
         status: int = trio.run(
             partial(
@@ -197,6 +217,9 @@ def _serve(args: argparse.Namespace) -> int:
                 spec,
                 args.host,
                 args.port,
+                fallback=fallbacks,
+                system=args.system,
+                cwd=args.cwd,
                 grace_s=args.grace,
                 retry=policies.retry,
                 timeouts=policies.timeouts,

@@ -2,7 +2,10 @@
 
 ``--cli claude|codex|gemini|fake`` (with ``--model``) or ``--command 'PROGRAM ARGS'`` (split
 like a shell would, never run by one; the prompt is appended as the last argument).
-``--fallback NAME`` (repeatable) names further CLIs. Policy flags use the reference
+``--fallback NAME`` (repeatable) names further CLIs (the library's fallback: a call moves on
+rate_limit, auth_failure or an open breaker). ``--tools none|read|edit|full`` (default
+none: the model answers and no tool runs) is each CLI's tool policy, and ``--system TEXT``
+a system prompt passed natively where the CLI takes one. Policy flags use the reference
 document's names. ``--emulator URL`` points a real CLI at a provider emulator
 (``llmsup emulate``) through a scratch home, for offline runs.
 """
@@ -17,11 +20,22 @@ from pathlib import Path
 import attrs
 from pydantic import ValidationError
 
-from actors import CliSpec, TimeoutConfig, claude, cli_environment, codex, command, fake, gemini
+from actors import (
+    CliSpec,
+    TimeoutConfig,
+    ToolPolicy,
+    claude,
+    cli_environment,
+    codex,
+    command,
+    fake,
+    gemini,
+)
 from actors.lowlevel import errors_in_one_line
 from supervisor import CircuitBreaker, RetryBudget, RetryConfig
 
 KNOWN_CLIS = ("claude", "codex", "gemini", "fake")
+TOOL_CHOICES: tuple[ToolPolicy, ...] = ("none", "read", "edit", "full")
 
 
 class BadUsage(Exception):
@@ -73,9 +87,26 @@ def add_cli_options(parser: argparse.ArgumentParser, *, concurrency: int = 8) ->
         metavar="URL",
         help="point claude/codex/gemini at a provider emulator (llmsup emulate) at URL",
     )
+    pick.add_argument(
+        "--tools",
+        choices=TOOL_CHOICES,
+        default="none",
+        help="which tools the CLI may run: none (default: it only answers), read (within "
+        "its working folder), edit (write there too), full (everything; dangerous)",
+    )
+    pick.add_argument(
+        "--system",
+        default=None,
+        metavar="TEXT",
+        help="system prompt (passed natively where the CLI takes one, else put before the "
+        "user text)",
+    )
     pick.add_argument("--prompt-via", choices=("arg", "stdin"), default="arg")
     pick.add_argument("--output-format", choices=("text", "jsonl"), default="text")
+    _add_policy_options(parser, concurrency)
 
+
+def _add_policy_options(parser: argparse.ArgumentParser, concurrency: int) -> None:
     policy = parser.add_argument_group("policies (the reference document's names)")
     policy.add_argument("--max-attempts", type=int, default=3)
     policy.add_argument("--initial-delay-ms", type=float, default=100.0)
@@ -140,8 +171,14 @@ def spec_from_args(args: argparse.Namespace) -> CliSpec:
     if line is not None:
         if args.plan:
             raise BadUsage("--plan only applies to --cli fake")
-        return _command_spec(line, args.prompt_via, args.output_format)
+        spec = _command_spec(line, args.prompt_via, args.output_format)
+        return attrs.evolve(spec, tools=_tools(args))
     return named_spec(args.cli or "fake", args)
+
+
+def _tools(args: argparse.Namespace) -> ToolPolicy:
+    tools: ToolPolicy = getattr(args, "tools", "none")
+    return tools
 
 
 def fallback_specs(args: argparse.Namespace) -> list[CliSpec]:
@@ -156,8 +193,9 @@ def fallback_specs(args: argparse.Namespace) -> list[CliSpec]:
 
 def named_spec(name: str, args: argparse.Namespace) -> CliSpec:
     """A known CLI, configured from the shared options."""
+    tools = _tools(args)
     if name == "fake":
-        return _fake_spec(args.plan, args.prompt_via)
+        return attrs.evolve(_fake_spec(args.plan, args.prompt_via), tools=tools)
     if args.plan:
         raise BadUsage("--plan only applies to --cli fake")
     env: dict[str, str] | None = None
@@ -167,11 +205,16 @@ def named_spec(name: str, args: argparse.Namespace) -> CliSpec:
         env = cli_environment(name, args.emulator, home, model=args.model)  # type: ignore[arg-type]
         cwd = str(home)
     model = args.model
-    if name == "claude":
-        return claude(model=model, env=env, cwd=cwd)
-    if name == "codex":
-        return codex(model=model, env=env, cwd=cwd)
-    return gemini(model=model, env=env, cwd=cwd) if model else gemini(env=env, cwd=cwd)
+    try:
+        if name == "claude":
+            return claude(model=model, env=env, cwd=cwd, tools=tools)
+        if name == "codex":
+            return codex(model=model, env=env, cwd=cwd, tools=tools)
+        if model:
+            return gemini(model=model, env=env, cwd=cwd, tools=tools)
+        return gemini(env=env, cwd=cwd, tools=tools)
+    except ValueError as exc:  # a tool level this CLI cannot enforce, ...
+        raise BadUsage(str(exc)) from exc
 
 
 def _fake_spec(plan: str | None, prompt_via: str) -> CliSpec:

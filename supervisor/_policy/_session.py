@@ -3,8 +3,9 @@
 A warm process that dies mid-turn fails the turn as RETRYABLE; the engine's retry verdict
 retries it once the child is restarted, resuming the same session. What reaches this
 decision is the turn's final error. If the CLI says it no longer knows the session (it
-died before storing it), the conversation starts a new session and replays the history it
-kept, once per turn; any other error is the turn's answer.
+died before storing it, or the id came from elsewhere), the conversation starts a new
+session and replays the history it kept, once per turn; any other error is the turn's
+answer.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ _SESSION_LOST = re.compile(
 
 
 def session_lost(error: LLMError) -> bool:
-    """True when a CLI says it does not know the session it was asked to continue."""
+    """True when a CLI says it does not know the session it was asked to continue.
+
+    The CLI's classifier says so in ``error.lost_session`` (claude, codex and gemini each
+    word it their own way: "no rollout found for thread id", "No previous sessions
+    found"); the wording regex is the fallback for CLIs whose classifier does not.
+    """
+    if error.lost_session is not None:
+        return True
     return bool(_SESSION_LOST.search(error.message) or _SESSION_LOST.search(error.stderr))
 
 

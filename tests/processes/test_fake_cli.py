@@ -222,7 +222,7 @@ def test_script_accepts_every_plan_field() -> None:
     every_key = FaultPlan().model_dump(mode="json")
     assert set(every_key) == _fake_cli.PLAN_KEYS
     rule = {key: value for key, value in every_key.items() if key in _fake_cli.RULE_KEYS}
-    assert set(rule) | {"match"} == set(FaultRule.model_fields)
+    assert set(rule) | {"match", "calls"} == set(FaultRule.model_fields)
     every_key["rules"] = [{"match": "zzz", **rule}]
     done = run_raw(json.dumps(every_key), "hello")
     assert done.returncode == 0, done.stderr
@@ -251,13 +251,16 @@ def test_fake_argv_shape() -> None:
         {"latency_s": float("inf")},
         {"exit_code": 256},
         {"nope": 1},
-        {"fail_first": 1},
         {"fail_first": 1, "state_dir": ""},
         {"format": "xml"},
         {"rules": [{"match": "x", "chunks": None}]},
         {"rules": [{"match": "x", "serve": True}]},
-        {"rules": [{"match": "x", "fail_first": 1}]},
         {"rules": [{"chunks": 1}]},
+        {"rules": [{"calls": [0, 2]}]},
+        {"rules": [{"calls": [3, 2]}]},
+        {"rules": [{"calls": [1]}]},
+        {"rules": [{"calls": [1, 2, 3]}]},
+        {"rules": [{"match": "x", "calls": None}]},
     ],
 )
 def test_fault_plan_rejects_what_the_script_rejects(bad: dict[str, object]) -> None:
@@ -269,17 +272,62 @@ def test_fault_plan_rejects_what_the_script_rejects(bad: dict[str, object]) -> N
     assert run_raw(plan_json).returncode == 2
 
 
-def test_script_is_stdlib_only() -> None:
-    tree = ast.parse(Path(FAKE_CLI_PATH).read_text())
+def _imported_modules(path: Path) -> set[str]:
     modules: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             modules.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "no relative imports"
             modules.add((node.module or "").split(".")[0])
+    return modules
+
+
+SCRIPT_PATH = Path(FAKE_CLI_PATH).parent / "_script.py"
+
+
+def test_script_is_stdlib_only() -> None:
+    # The pure script: standard library only, no package imports at all.
+    modules = _imported_modules(SCRIPT_PATH)
     assert modules - {"__future__"} <= sys.stdlib_module_names
+    assert "typing" not in modules or "TYPE_CHECKING = False" in SCRIPT_PATH.read_text()
+    # The executor: the standard library and its sibling `_script` (the package import is for
+    # the type checker and for importing it as actors._fakes._cli only).
+    modules = _imported_modules(Path(FAKE_CLI_PATH))
+    assert modules - {"__future__", "_script", "actors"} <= sys.stdlib_module_names
     assert "typing" not in modules or "TYPE_CHECKING = False" in Path(FAKE_CLI_PATH).read_text()
+
+
+def test_the_running_script_imports_nothing_outside_the_stdlib() -> None:
+    argv = [sys.executable, "-S", "-X", "importtime", FAKE_CLI_PATH, "--", "hi"]
+    done = subprocess.run(argv, capture_output=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.decode().splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
+    assert imported - {"_script"} <= sys.stdlib_module_names, imported
+    assert "_script" in imported
+    assert not imported & {"actors", "pydantic", "trio", "attrs", "typing", "dataclasses"}
+
+
+def test_a_plan_that_counts_needs_no_state_dir(tmp_path: Path) -> None:
+    # The script run by hand still needs a folder for the count ...
+    assert run_raw('{"fail_first": 1}').returncode == 2
+    assert "'state_dir'" in run_raw('{"fail_first": 1}').stderr.decode()
+    assert "'state_dir'" in run_raw('{"rules": [{"calls": [1, 1], "hang": true}]}').stderr.decode()
+    # ... but the models accept the plan and fake_argv makes one, once per command line.
+    for plan in ({"fail_first": 1}, {"rules": [{"match": "x", "fail_first": 1}]}):
+        argv = fake_argv(plan)
+        state_dir = json.loads(argv[-1]).get("state_dir") or json.loads(argv[-1])["rules"][0].get(
+            "state_dir"
+        )
+        assert state_dir is None or os.path.isdir(state_dir)
+        first = subprocess.run([*argv, "--", "x"], capture_output=True, timeout=5)
+        second = subprocess.run([*argv, "--", "x"], capture_output=True, timeout=5)
+        assert (first.returncode, second.returncode) == (1, 0), (first.stderr, second.stderr)
+    assert FaultPlan(fail_first=2).state_dir is None
+    given = str(tmp_path / "given")
+    argv = fake_argv(FaultPlan(fail_first=1, state_dir=given))
+    assert json.loads(argv[-1])["state_dir"] == given
 
 
 # --- injected failures ---------------------------------------------------------------------

@@ -51,7 +51,9 @@ async def test_a_stream_consumer_sees_every_event_up_to_the_cap_then_the_error(
     go = os.path.join(os.fspath(tmp_path), f"go-{marker()}")
     spec = attrs.evolve(
         actors.command([sys.executable, "-S", "-c", TWO_BATCHES]),
-        max_output_bytes=60_000,  # the first batch (40_000 bytes) fits, the second does not
+        # The first batch (40_000 bytes) fits; less than one line more does not, so however
+        # the second batch is split into reads, none of its lines is delivered whole.
+        max_output_bytes=40_500,
     )
     seen = 0
     async with open_supervisor(spec, retry=ONE_ATTEMPT) as sup:
@@ -64,7 +66,7 @@ async def test_a_stream_consumer_sees_every_event_up_to_the_cap_then_the_error(
                             open(go, "w").close()  # noqa: ASYNC230 - a tiny local file
     assert seen == 40  # every event of the first batch, none of the second
     assert info.value.category is ErrorCategory.MALFORMED_OUTPUT
-    assert "max_output_bytes=60000" in info.value.message
+    assert "max_output_bytes=40500" in info.value.message
 
 
 async def test_a_warm_turn_fails_at_the_output_cap_and_the_next_turn_is_fine() -> None:

@@ -68,8 +68,10 @@ async def test_invalid_answer_is_reasked_with_the_validation_error(tmp_path: Pat
     assert result.reasks == 1
     assert stats.reasks == 1
     assert stats.retries == 0  # re-asks are not transport retries
-    assert stats.started == 2
-    assert (stats.succeeded, stats.failed) == (1, 1)
+    # One structured call, however many re-asks (issue 12 bug 4): counted once.
+    assert stats.started == 1
+    assert (stats.succeeded, stats.failed) == (1, 0)
+    assert stats.processes_spawned == 2
 
 
 async def test_reask_prompt_carries_the_errors_and_the_bad_answer(tmp_path: Path) -> None:
@@ -98,10 +100,11 @@ async def test_cap_reached_is_malformed_output_keeping_the_last_answer() -> None
     assert "no JSON" in error.message
     assert error.raw_text == "I cannot produce JSON, sorry."
     assert stats.reasks == 2
-    assert stats.started == 3
-    # Every call whose answer did not validate is a failed call, in statistics too.
-    assert (stats.succeeded, stats.failed) == (0, 3)
-    assert stats.failures_by_category == {"malformed_output": 3}
+    # One failed structured call, counted once (issue 12 bug 4), as a malformed failure.
+    assert stats.started == 1
+    assert (stats.succeeded, stats.failed) == (0, 1)
+    assert stats.failures_by_category == {"malformed_output": 1}
+    assert stats.processes_spawned == 3
 
 
 async def test_the_cli_native_schema_option_is_used_when_the_spec_has_one() -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import trio
 
 from actors._fakes._emulator import open_emulator
 from actors._fakes._emulator._homes import cli_environment
-from supervisor import RetryConfig, TimeoutConfig, open_supervisor
+from supervisor import ConversationHistory, RetryConfig, TimeoutConfig, open_supervisor
 
 from ..helpers import MARKER_ENV, live_processes_with_env, marker
 from .test_real_clis import FACTORIES, SKIP_REASON, CliName, _installed, _spec
@@ -154,3 +156,76 @@ async def test_export_load_continue(name: CliName, tmp_path: Path) -> None:
     assert second.session_id == first.session_id
     assert "remember: blue" in _carried(requests, "which colour?")
     assert again.turn_count == 2
+
+
+def _forget_session_id(saved: Path, name: CliName) -> str:
+    """Rewrite the exported history so it names a session ``name`` never had; return it."""
+    history = ConversationHistory.model_validate_json(saved.read_text())
+    made_up = str(uuid.uuid4())
+    assert history.session_ids.get(name)  # the export did carry the real one
+    history.session_ids[name] = made_up
+    saved.write_text(history.model_dump_json())
+    return made_up
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [
+        pytest.param(n, m, marks=pytest.mark.skipif(not _installed(n), reason=SKIP_REASON))
+        for n, m in (
+            ("claude", "auto"),
+            ("claude", "resume"),
+            ("codex", "resume"),
+            ("gemini", "resume"),
+        )
+    ],
+)
+async def test_an_unknown_session_id_starts_a_new_session_with_the_history(
+    name: CliName, mode: Literal["auto", "resume"], tmp_path: Path
+) -> None:
+    saved = tmp_path / "conversation.json"
+    async with open_emulator() as emulator:
+        first_env = cli_environment(name, emulator.base_url, tmp_path / "home1", inherit=os.environ)
+        (tmp_path / "cwd1").mkdir()
+        first_spec = _spec(name, first_env, cwd=str(tmp_path / "cwd1"))
+        async with (
+            open_supervisor(first_spec, retry=RETRY, timeouts=TIMEOUTS) as sup,
+            sup.conversation(mode=mode) as conv,
+        ):
+            await conv.send("remember: the ferry leaves at nine")
+            conv.export_history(saved)
+        made_up = _forget_session_id(saved, name)
+        # Another home and cwd: the CLI there has never stored any session.
+        env = cli_environment(name, emulator.base_url, tmp_path / "home2", inherit=os.environ)
+        token = marker()
+        env[MARKER_ENV] = token
+        (tmp_path / "cwd2").mkdir()
+        spec = _spec(name, env, cwd=str(tmp_path / "cwd2"))
+        async with open_supervisor(spec, retry=RETRY, timeouts=TIMEOUTS) as sup:
+            async with sup.conversation(mode=mode, history=saved) as again:
+                assert again.session_id == made_up
+                picked = again.mode
+                with trio.fail_after(180):  # only a guard against a hang
+                    second = await again.send("when does the ferry leave?")
+            stats = sup.statistics()
+        requests = list(emulator.requests)
+    assert picked == ("warm" if mode == "auto" else "resume")
+    assert second.session_id and second.session_id != made_up
+    assert again.session_id == second.session_id
+    assert stats.session_restarts == 1
+    # The new session's request replayed the kept turn, and asked the new question.
+    carried = _carried_text(requests[-1])
+    assert "remember: the ferry leaves at nine" in carried
+    assert "when does the ferry leave?" in carried
+    assert again.turn_count == 2
+    assert [m.content for m in again.history][::2] == [
+        "remember: the ferry leaves at nine",
+        "when does the ferry leave?",
+    ]
+    assert live_processes_with_env(token) == []
+
+
+def _carried_text(request: object) -> str:
+    """A request's prompt and all its message texts."""
+    messages = getattr(request, "messages", ())
+    return " ".join([getattr(request, "prompt", ""), *(m.text for m in messages)])

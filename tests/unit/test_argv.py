@@ -12,6 +12,8 @@ import pytest
 
 import actors
 from actors import gemini_stderr_watch
+from actors._clis._codex import codex_tool_args
+from actors._clis._gemini import gemini_policy_file
 
 TRICKY_PROMPTS = [
     "--help",
@@ -64,6 +66,8 @@ def test_claude_argv() -> None:
         "stream-json",
         "--verbose",
         "--include-partial-messages",
+        "--tools=",  # tools="none" (the default): no tool is defined at all
+        "--strict-mcp-config",
         "--model=sonnet",
         "--system-prompt=- be terse",  # a value starting with "-" stays a value
         "--append-system-prompt=--help",
@@ -95,6 +99,7 @@ def test_codex_argv_and_retry_overrides(tmp_path: Path) -> None:
         "--skip-git-repo-check",
         "--model=gpt-x",
         "--cd=/work/-dir",
+        *codex_tool_args("none"),  # tools="none" (the default): see test_codex_tools.py
         "--",
         "-",
     ]
@@ -106,11 +111,16 @@ def test_codex_argv_and_retry_overrides(tmp_path: Path) -> None:
         'base_url = "http://127.0.0.1:9/v1"\n'
     )
     spec = actors.codex(
-        "codex", env={"CODEX_HOME": str(home)}, extra_args=["-s", "read-only"], resume="01a2"
+        "codex",
+        env={"CODEX_HOME": str(home)},
+        extra_args=["-s", "read-only"],
+        resume="01a2",
+        tools="full",  # below "full", codex refuses extra_args that change the sandbox
     )
     assert spec.argv[4:] == (
         "--config=model_providers.local.request_max_retries=0",
         "--config=model_providers.local.stream_max_retries=0",
+        *codex_tool_args("full"),
         "-s",
         "read-only",
         "resume",
@@ -135,18 +145,29 @@ def test_codex_argv_and_retry_overrides(tmp_path: Path) -> None:
 
 
 def test_gemini_argv_and_env() -> None:
-    spec = actors.gemini("gemini", resume="abc", extra_args=["--approval-mode", "plan"])
+    # Only "full" may pass an approval mode of its own: below it the policy file rules.
+    spec = actors.gemini(
+        "gemini", resume="abc", extra_args=["--approval-mode", "plan"], tools="full"
+    )
     assert spec.build_argv("-p") == [
         "gemini",
         "--output-format",
         "stream-json",
         "--model=gemini-2.5-flash",
         "--resume=abc",
+        "--approval-mode=yolo",
         "--approval-mode",
         "plan",
     ]
     assert spec.env == {"GEMINI_CLI_TRUST_WORKSPACE": "true"}
     assert spec.stderr_watch is gemini_stderr_watch
+    safe = actors.gemini("gemini", resume="abc", extra_args=["--sandbox"])
+    assert safe.build_argv("-p")[-2:] == [
+        f"--admin-policy={gemini_policy_file('none')}",
+        "--sandbox",
+    ]
+    with pytest.raises(ValueError, match="approval-mode"):
+        actors.gemini("gemini", extra_args=["--approval-mode", "plan"])
     overridden = actors.gemini("g", env={"GEMINI_CLI_TRUST_WORKSPACE": "false"})
     assert overridden.env["GEMINI_CLI_TRUST_WORKSPACE"] == "false"
     with pytest.raises(ValueError):

@@ -14,6 +14,7 @@ from supervisor._policy._admission import Admitted, Rejected, WaitForBreaker, ad
 from supervisor._policy._backoff import RetryConfig
 from supervisor._policy._breaker import CircuitBreaker, CircuitState
 from supervisor._policy._budget import RetryBudget, RetryBudgetTracker
+from supervisor._policy._fallback import FALLBACK_ON, next_cli
 from supervisor._policy._retry_verdict import (
     GiveUp,
     RefusedByBudget,
@@ -211,3 +212,30 @@ def test_a_rejected_answer_counts_as_a_malformed_failure_not_a_success() -> None
     assert (stats.started, stats.succeeded, stats.failed) == (3, 2, 2)
     assert stats.failures_by_category == {"timeout": 1, "malformed_output": 1}
     assert counters.succeeded == 3  # the counters themselves only ever grow
+
+
+def test_re_asked_calls_are_part_of_one_structured_call() -> None:
+    # Two calls of one structured ask: the first answer was re-asked, the second rejected.
+    counters = Counters(started=2, succeeded=2, answers_rejected=1, reasked_calls=1)
+    stats = counters.snapshot("fake", 1, None, None)
+    assert (stats.started, stats.succeeded, stats.failed) == (1, 0, 1)
+
+
+# ------------------------------------------------------------------------- fallback
+
+
+@pytest.mark.parametrize(
+    "category", [ErrorCategory(v) for v in sorted(c.value for c in FALLBACK_ON)]
+)
+def test_refusals_move_to_the_next_cli(category: ErrorCategory) -> None:
+    error = LLMError("refused", category)
+    assert next_cli(error, 0, 2)
+    assert next_cli(error, 1, 3)
+    assert not next_cli(error, 1, 2)  # the last CLI: nothing to move to
+    assert not next_cli(error, 0, 1)  # no fallback at all
+    assert not next_cli(error, 0, 2, may_move=False)  # a stream that delivered text
+
+
+@given(error=llm_errors())
+def test_only_refusals_move_to_the_next_cli(error: LLMError) -> None:
+    assert next_cli(error, 0, 2) is (error.category in FALLBACK_ON)

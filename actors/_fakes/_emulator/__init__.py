@@ -42,6 +42,9 @@ context blocks the CLIs add (``<system-reminder>``, ``<environment_context>``,
       {"match": "hang", "fault": {"kind": "stall", "stall_after_chunks": 1}, "chunks": 3},
       {"match": "cut", "fault": {"kind": "disconnect", "disconnect_after_chunks": 2}, "chunks": 4},
       {"match": "junk", "fault": {"kind": "malformed"}},
+      {"match": "peek", "reply": "read it", "fault": {"kind": "tool_call", "tool_name": "Read",
+       "tool_input": {"file_path": "/etc/hostname"}}},
+      {"match": "judge", "reply": "{\\"score\\": 1}", "structured": "prose", "times": 1},
       {"reply": "Hello! You said: {prompt}", "chunks": 3}
     ]
 
@@ -52,10 +55,40 @@ Rule fields: ``match`` (substring of the prompt), ``provider`` (``anthropic``, `
 "Please try again in Ns." in the message, optional ``message``, and ``gemini_retry_info`` to add
 Google's RetryInfo detail), ``slow`` (``chunk_delay_s`` before each chunk), ``stall`` (send
 ``stall_after_chunks`` chunks, then nothing, connection kept open), ``disconnect`` (close after
-``disconnect_after_chunks`` chunks), ``malformed`` (undecodable JSON in the stream or body). A
-field that does not belong to its kind, an unknown field or a bad value is an error naming it,
-e.g. ``rules.json: 0.fault.status: Input should be less than or equal to 599``. Rules apply to
-generation calls only; token counts and model lists are always answered.
+``disconnect_after_chunks`` chunks), ``malformed`` (undecodable JSON in the stream or body),
+``tool_call`` (``tool_name``, optional ``tool_input`` object: the model asks for that tool; see
+below). A field that does not belong to its kind, an unknown field or a bad value is an error
+naming it, e.g. ``rules.json: 0.fault.status: Input should be less than or equal to 599``.
+Rules apply to generation calls only; token counts and model lists are always answered.
+
+Tools
+=====
+
+=================  ============================================================================
+tool call          ``Fault(kind="tool_call", tool_name="Read", tool_input={...})``, on a request
+                   whose latest turn is a prompt: Anthropic ``content_block_start`` with a
+                   ``tool_use`` block, one ``input_json_delta`` per chunk of the input's JSON,
+                   ``stop_reason: "tool_use"``; OpenAI an output item ``function_call``
+                   (``call_id``, ``name``, ``arguments`` as a JSON string, streamed as
+                   ``response.function_call_arguments.delta``); Gemini one part
+                   ``{"functionCall": {"name", "args"}}``. Non-streamed replies carry the same.
+tool result        a request whose conversation ends with a tool result (Anthropic user
+                   ``tool_result`` block, OpenAI ``function_call_output`` item, Gemini
+                   ``functionResponse`` part) gets the rule's reply as text; the rule is still
+                   matched on the prompt that started the turn. A new prompt after it is a
+                   fresh turn (the tool is asked for again, unless ``times`` ran out).
+StructuredOutput   when the request offers a tool named ``StructuredOutput`` (claude with
+                   ``--json-schema``) and the rule's rendered reply is a JSON object, the model
+                   calls that tool with the object as input (claude prints it in its
+                   ``result``); the request carrying that call's result gets ``Done.``.
+                   ``EmulatorRule(structured="prose")`` (default ``"tool"``) answers the text
+                   instead; claude then re-asks with a ``[structured-output-enforce]`` user
+                   message, which is never taken as the prompt (nor echoed).
+=================  ============================================================================
+
+Verified with the real binaries (tests/real_clis/test_emulator_tools.py): claude runs ``Read``,
+codex ``exec_command`` (``{"cmd": ...}``), gemini ``read_file`` (``{"file_path": ...}``), and
+each sends the tool's output back in its next request.
 
 Endpoints: ``POST .../v1/messages`` and ``.../v1/messages/count_tokens`` (Anthropic),
 ``POST .../v1/responses`` and ``GET .../v1/models`` (OpenAI),
@@ -70,8 +103,14 @@ Each request becomes a `RecordedRequest`: time, provider, method, path, query, h
 values of ``authorization``, ``x-api-key`` and ``x-goog-api-key``, and ``key=`` in the query,
 replaced by ``[REDACTED]``), the JSON body, ``model``, ``stream``, ``prompt``, ``messages`` (every
 message's role and text, system first: a resumed session's request shows the earlier turns),
-``rule_index``, ``fault``, ``status`` and ``texts`` (the chunks answered). With ``log_path`` /
-``--log`` each is also appended to the file as one JSON line.
+``rule_index``, ``fault``, ``status``, ``texts`` (the text chunks answered), ``tools`` (names
+of the tools offered: Anthropic and OpenAI ``tools[].name``, OpenAI ``function.name`` and
+namespaces' nested tools, else the tool's ``type`` such as ``web_search``; Gemini
+``tools[].functionDeclarations[].name``), ``system`` (Anthropic ``system``, OpenAI
+``instructions``, Gemini ``systemInstruction`` text; "" if none), ``tool_results`` (the text of
+each tool result carried, oldest first), ``body_bytes`` (the raw body's length) and
+``tool_call`` (the tool the answer asked for, None for text). With ``log_path`` / ``--log``
+each is also appended to the file as one JSON line.
 
 Pointing each CLI at it
 =======================

@@ -8,6 +8,10 @@ such as ``?beta=true`` is accepted):
   ``message_delta`` with ``stop_reason`` and ``usage``, ``message_stop``) or one JSON message.
 - ``POST .../v1/messages/count_tokens``: ``{"input_tokens": N}``.
 
+A tool call is a ``tool_use`` content block (``content_block_start`` with ``{"type":
+"tool_use", "id", "name", "input": {}}``, one ``input_json_delta`` per chunk of the input's
+JSON, ``stop_reason: "tool_use"``); its result comes back as a user ``tool_result`` block.
+
 Errors use Anthropic's shape ``{"type":"error","error":{"type":...,"message":...}}``.
 """
 
@@ -18,15 +22,20 @@ from collections.abc import Mapping, Sequence
 from ._rules import Fault, Provider
 from ._wire import (
     Call,
+    EmulatedToolCall,
     RecordedMessage,
     StreamPlan,
+    ToolStep,
     count_message_tokens,
     estimate_tokens,
     json_object,
     new_id,
+    prompt_event,
+    result_text,
     retry_hint,
     sse_event,
     text_of_parts,
+    tool_names,
 )
 
 _ERROR_TYPES = {
@@ -66,6 +75,30 @@ def _messages(body: Mapping[str, object]) -> tuple[RecordedMessage, ...]:
     return tuple(found)
 
 
+def _tool_events(body: Mapping[str, object]) -> tuple[ToolStep, ...]:
+    """Prompts, ``tool_use`` blocks and ``tool_result`` blocks of the conversation, in order."""
+    events: list[ToolStep] = []
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        item = json_object(message)
+        content = item.get("content")
+        if item.get("role") == "user" and isinstance(content, str):
+            events.extend(prompt_event(content))
+            continue
+        texts = []
+        for block in map(json_object, content if isinstance(content, list) else ()):
+            kind = block.get("type")
+            if kind == "tool_use" and isinstance(block.get("name"), str):
+                events.append(ToolStep("call", str(block["name"])))
+            elif kind == "tool_result":
+                events.append(ToolStep("result", result_text(block.get("content"))))
+            elif kind == "text" and isinstance(block.get("text"), str):
+                texts.append(str(block["text"]))
+        if item.get("role") == "user":
+            events.extend(prompt_event("\n".join(texts)))
+    return tuple(events)
+
+
 class AnthropicWire:
     """The Anthropic Messages API (see the module docstring)."""
 
@@ -87,6 +120,9 @@ class AnthropicWire:
                 stream=fields.get("stream") is True,
                 model=model,
                 messages=messages,
+                tools=tool_names(fields.get("tools")),
+                system=text_of_parts(fields.get("system")),
+                tool_events=_tool_events(fields),
             )
         if path.endswith("/v1/messages/count_tokens"):
             return Call(
@@ -161,6 +197,63 @@ class AnthropicWire:
         message["usage"] = {
             "input_tokens": count_message_tokens(call.messages),
             "output_tokens": estimate_tokens(text),
+        }
+        return message
+
+    def tool_stream_plan(
+        self, call: Call, tool: EmulatedToolCall, pieces: Sequence[str]
+    ) -> StreamPlan:
+        message_id = new_id("msg_emu_")
+        block = {"type": "tool_use", "id": new_id("toolu_emu_"), "name": tool.name, "input": {}}
+        return StreamPlan(
+            head=(
+                sse_event(
+                    "message_start",
+                    {"type": "message_start", "message": self._message(call, message_id)},
+                ),
+                sse_event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": block},
+                ),
+            ),
+            chunks=tuple(
+                sse_event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
+                for piece in pieces
+            ),
+            tail=(
+                sse_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                sse_event(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                        "usage": {"output_tokens": estimate_tokens(tool.arguments_json)},
+                    },
+                ),
+                sse_event("message_stop", {"type": "message_stop"}),
+            ),
+        )
+
+    def tool_message_body(self, call: Call, tool: EmulatedToolCall) -> object:
+        message = self._message(call, new_id("msg_emu_"))
+        block = {
+            "type": "tool_use",
+            "id": new_id("toolu_emu_"),
+            "name": tool.name,
+            "input": dict(tool.arguments),
+        }
+        message["content"] = [block]
+        message["stop_reason"] = "tool_use"
+        message["usage"] = {
+            "input_tokens": count_message_tokens(call.messages),
+            "output_tokens": estimate_tokens(tool.arguments_json),
         }
         return message
 

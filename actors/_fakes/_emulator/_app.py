@@ -7,7 +7,7 @@ every HTTP request it:
 2. finds the provider whose route matches the path suffix (`_anthropic`, `_openai`,
    `_gemini`; anything else is answered 404 and still logged),
 3. for a generation call, picks the first rule that applies and is not used up (`times`), else
-   the echo rule,
+   the echo rule, and decides between a text reply and a tool call (`decide_reply`),
 4. records a `RecordedRequest` (secrets redacted) in memory and, optionally, as one JSON line,
 5. answers: the reply as SSE or JSON, or the rule's fault.
 
@@ -32,7 +32,14 @@ from ._anthropic import ANTHROPIC
 from ._gemini import GEMINI
 from ._openai import OPENAI
 from ._rules import ECHO_RULE, EmulatorRule, Fault, FaultKind, Provider, split_chunks
-from ._wire import Call, Operation, ProviderWire, RecordedMessage
+from ._wire import (
+    STRUCTURED_OUTPUT_TOOL,
+    Call,
+    EmulatedToolCall,
+    Operation,
+    ProviderWire,
+    RecordedMessage,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,15 +56,22 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 MALFORMED_FRAME = b'data: {"type": "content_block_delta", "delta": {"text": "trunc\n\n'
 MALFORMED_BODY = b'{"id": "emulated-malformed", "content": [{"text": "trunc'
 
+# The answer to the request that carries the result of the model's StructuredOutput call.
+STRUCTURED_DONE_REPLY = "Done."
+
 
 class RecordedRequest(BaseModel):
     """One request as the emulator saw it, with credentials redacted.
 
     `prompt` is the latest user message's text; `messages` is the whole conversation the
     request carried (``system`` first when there is one), so a test can check that a resumed
-    session re-sent its first turn. `rule_index` is the position of the rule that answered
-    (None for the echo default and for calls rules do not apply to), `status` the HTTP status
-    the emulator answered (200 also for streams that then stall or disconnect).
+    session re-sent its first turn. `tools` are the names of the tools the request offered
+    the model, `system` its system text (Anthropic ``system``, OpenAI ``instructions``,
+    Gemini ``systemInstruction``), `tool_results` the text of the tool results it carried and
+    `tool_call` the tool the emulator's answer asked for (None for a text answer).
+    `rule_index` is the position of the rule that answered (None for the echo default and for
+    calls rules do not apply to), `status` the HTTP status the emulator answered (200 also for
+    streams that then stall or disconnect).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,6 +95,15 @@ class RecordedRequest(BaseModel):
     fault: FaultKind | None = None
     status: int = 200
     texts: tuple[str, ...] = Field(default=(), description="the text chunks answered")
+    tools: tuple[str, ...] = Field(default=(), description="names of the tools offered")
+    system: str = Field(default="", description="the system / instructions text")
+    tool_results: tuple[str, ...] = Field(
+        default=(), description="text of each tool result the request carried, oldest first"
+    )
+    body_bytes: int = Field(default=0, description="length of the raw request body")
+    tool_call: str | None = Field(
+        default=None, description="the tool the emulator asked for in its answer"
+    )
 
     def roles_and_texts(self) -> list[tuple[str, str]]:
         """``(role, text)`` of every message, for compact assertions."""
@@ -210,13 +233,62 @@ async def _body(send: Send, data: bytes, *, more: bool = True) -> None:
     await send({"type": "http.response.body", "body": data, "more_body": more})
 
 
+def _json_object_of(text: str) -> dict[str, object] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def decide_reply(call: Call, rule: EmulatorRule) -> str | EmulatedToolCall:
+    """What the emulated model answers `call` with under `rule`: a text or a tool call.
+
+    - The result of its own ``StructuredOutput`` call is answered `STRUCTURED_DONE_REPLY`.
+    - A ``tool_call`` fault asks for its tool on a fresh turn (no tool result after the
+      latest prompt); a request carrying that tool's result gets the rule's reply.
+    - When the request offers ``StructuredOutput`` and the rendered reply is a JSON object,
+      the reply is a call of that tool with the object as input (unless the rule says
+      ``structured="prose"``).
+    """
+    answered = call.answered_tool
+    if answered == STRUCTURED_OUTPUT_TOOL:
+        return STRUCTURED_DONE_REPLY
+    fault = rule.fault
+    if answered is None and fault is not None and fault.kind == "tool_call":
+        return EmulatedToolCall(name=fault.tool_name or "", arguments=fault.tool_arguments)
+    text = rule.reply_text(call.prompt)
+    if call.offers_structured_output and rule.structured == "tool":
+        data = _json_object_of(text)
+        if data is not None:
+            return EmulatedToolCall(name=STRUCTURED_OUTPUT_TOOL, arguments=data)
+    return text
+
+
 @attrs.frozen
 class _Answer:
-    """What to send for one generation call (decided before the request is recorded)."""
+    """What to send for one generation call (decided before the request is recorded).
+
+    `pieces` are the reply's text chunks, or for a `tool` call its input JSON's chunks.
+    """
 
     rule_index: int | None
     rule: EmulatorRule
     pieces: tuple[str, ...]
+    tool: EmulatedToolCall | None = None
+
+    @classmethod
+    def of(cls, call: Call, rule_index: int | None, rule: EmulatorRule) -> _Answer:
+        reply = decide_reply(call, rule)
+        if isinstance(reply, EmulatedToolCall):
+            pieces = split_chunks(reply.arguments_json, rule.chunks)
+            return cls(rule_index, rule, tuple(pieces), reply)
+        return cls(rule_index, rule, tuple(split_chunks(reply, rule.chunks)))
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The text chunks answered (none for an error or a tool call)."""
+        return self.pieces if self.status == 200 and self.tool is None else ()
 
     @property
     def fault(self) -> Fault | None:
@@ -279,9 +351,7 @@ class EmulatorApp:
         call = None if method == "HEAD" else find_call(method, path, query, body)
         answer: _Answer | None = None
         if call is not None and call.operation == "generate":
-            rule_index, rule = self.state.choose_rule(call.provider, call.prompt)
-            text = rule.reply_text(call.prompt)
-            answer = _Answer(rule_index, rule, tuple(split_chunks(text, rule.chunks)))
+            answer = _Answer.of(call, *self.state.choose_rule(call.provider, call.prompt))
         await self.state.record(
             RecordedRequest(
                 time=datetime.now(UTC),
@@ -299,7 +369,12 @@ class EmulatorApp:
                 rule_index=answer.rule_index if answer else None,
                 fault=answer.fault.kind if answer and answer.fault else None,
                 status=_status(method, call, answer),
-                texts=answer.pieces if answer and answer.status == 200 else (),
+                texts=answer.texts if answer else (),
+                tools=call.tools if call else (),
+                system=call.system if call else "",
+                tool_results=call.tool_results if call else (),
+                body_bytes=len(raw_body),
+                tool_call=answer.tool.name if answer and answer.tool else None,
             )
         )
         if method == "HEAD":
@@ -341,7 +416,10 @@ class EmulatorApp:
         if not call.stream:
             await self._answer_json(call, answer, send)
             return
-        plan = wire.stream_plan(call, answer.pieces)
+        if answer.tool is not None:
+            plan = wire.tool_stream_plan(call, answer.tool, answer.pieces)
+        else:
+            plan = wire.stream_plan(call, answer.pieces)
         await _start(send, 200, "text/event-stream", [("cache-control", "no-cache")])
         if plan.head:
             await _body(send, b"".join(plan.head))
@@ -389,7 +467,10 @@ class EmulatorApp:
             return
         if fault is not None and fault.delay_s:
             await trio.sleep(fault.delay_s * len(answer.pieces))
-        body = json_bytes(wire.message_body(call, "".join(answer.pieces)))
+        if answer.tool is not None:
+            body = json_bytes(wire.tool_message_body(call, answer.tool))
+        else:
+            body = json_bytes(wire.message_body(call, "".join(answer.pieces)))
         if fault is not None and fault.kind in ("stall", "disconnect"):
             await _start(send, 200, "application/json", [("content-length", str(len(body)))])
             await _body(send, body[: len(body) // 2])

@@ -9,6 +9,9 @@ Routes (matched on the path suffix ``/models/MODEL:METHOD``, any API version pre
 - ``POST .../models/MODEL:generateContent``: the same as one JSON object.
 - ``POST .../models/MODEL:countTokens``: ``{"totalTokens": N}``.
 
+A tool call is a part ``{"functionCall": {"name", "args"}}`` (one frame, ``finishReason:
+"STOP"``); its result comes back as a ``{"functionResponse": {"name", "response"}}`` part.
+
 Errors use Google's shape ``{"error":{"code":429,"message":"... Please try again in 20s.",
 "status":"RESOURCE_EXHAUSTED"}}``. With ``Fault.gemini_retry_info`` (and a `retry_after`) the
 error also carries ``"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo",
@@ -24,15 +27,20 @@ from collections.abc import Mapping, Sequence
 from ._rules import Fault, Provider
 from ._wire import (
     Call,
+    EmulatedToolCall,
     RecordedMessage,
     StreamPlan,
+    ToolStep,
     count_message_tokens,
     estimate_tokens,
     json_object,
     new_id,
+    prompt_event,
+    result_text,
     retry_hint,
     sse_event,
     text_of_parts,
+    tool_names,
 )
 
 _ROUTE = re.compile(r"/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
@@ -69,6 +77,42 @@ def _messages(body: Mapping[str, object]) -> tuple[RecordedMessage, ...]:
     return tuple(found)
 
 
+def _response_text(response: object) -> str:
+    """A ``functionResponse.response`` as text: its ``output`` (or ``error``), else its JSON."""
+    fields = json_object(response)
+    for key in ("output", "error"):
+        if isinstance(fields.get(key), str):
+            return str(fields[key])
+    return result_text(response)
+
+
+def _tool_events(body: Mapping[str, object]) -> tuple[ToolStep, ...]:
+    """Prompts, ``functionCall`` parts and ``functionResponse`` parts, in order."""
+    events: list[ToolStep] = []
+    contents = body.get("contents")
+    for raw in contents if isinstance(contents, list) else ():
+        content = json_object(raw)
+        parts = content.get("parts")
+        texts = []
+        for part in map(json_object, parts if isinstance(parts, list) else ()):
+            called = json_object(part.get("functionCall") or part.get("function_call"))
+            answered = json_object(part.get("functionResponse") or part.get("function_response"))
+            if isinstance(called.get("name"), str):
+                events.append(ToolStep("call", str(called["name"])))
+            elif answered:
+                events.append(ToolStep("result", _response_text(answered.get("response"))))
+            elif isinstance(part.get("text"), str):
+                texts.append(str(part["text"]))
+        if content.get("role", "user") == "user":
+            events.extend(prompt_event("\n".join(texts)))
+    return tuple(events)
+
+
+def _system_text(body: Mapping[str, object]) -> str:
+    system = json_object(body.get("systemInstruction") or body.get("system_instruction"))
+    return text_of_parts(system.get("parts"))
+
+
 class GeminiWire:
     """The Gemini ``generativelanguage`` API (see the module docstring)."""
 
@@ -81,7 +125,8 @@ class GeminiWire:
         if method != "POST" or route is None:
             return None
         model = route["model"]
-        messages = _messages(json_object(body))
+        fields = json_object(body)
+        messages = _messages(fields)
         match route["method"]:
             case "streamGenerateContent" | "generateContent" as method:
                 return Call(
@@ -90,6 +135,9 @@ class GeminiWire:
                     stream=method == "streamGenerateContent",
                     model=model,
                     messages=messages,
+                    tools=tool_names(fields.get("tools")),
+                    system=_system_text(fields),
+                    tool_events=_tool_events(fields),
                 )
             case "countTokens":
                 return Call(
@@ -103,10 +151,20 @@ class GeminiWire:
         return None
 
     def _chunk(
-        self, call: Call, response_id: str, text: str, output_tokens: int, *, last: bool
+        self,
+        call: Call,
+        response_id: str,
+        text: str,
+        output_tokens: int,
+        *,
+        last: bool,
+        tool: EmulatedToolCall | None = None,
     ) -> dict[str, object]:
+        part: dict[str, object] = {"text": text}
+        if tool is not None:
+            part = {"functionCall": {"name": tool.name, "args": dict(tool.arguments)}}
         candidate: dict[str, object] = {
-            "content": {"parts": [{"text": text}], "role": "model"},
+            "content": {"parts": [part], "role": "model"},
             "index": 0,
         }
         if last:
@@ -139,6 +197,18 @@ class GeminiWire:
 
     def message_body(self, call: Call, text: str) -> object:
         return self._chunk(call, new_id(""), text, estimate_tokens(text), last=True)
+
+    def tool_stream_plan(
+        self, call: Call, tool: EmulatedToolCall, pieces: Sequence[str]
+    ) -> StreamPlan:
+        # A functionCall part is never split: one frame, whatever the chunk count.
+        tokens = estimate_tokens(tool.arguments_json)
+        frame = self._chunk(call, new_id(""), "", tokens, last=True, tool=tool)
+        return StreamPlan(head=(), chunks=(sse_event(None, frame),), tail=())
+
+    def tool_message_body(self, call: Call, tool: EmulatedToolCall) -> object:
+        tokens = estimate_tokens(tool.arguments_json)
+        return self._chunk(call, new_id(""), "", tokens, last=True, tool=tool)
 
     def error_body(self, status: int, message: str, fault: Fault) -> object:
         name, _ = _ERRORS.get(status, ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION", ""))

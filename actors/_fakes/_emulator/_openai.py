@@ -9,6 +9,12 @@ Routes (matched on the path suffix):
   ``usage``) or one JSON response object.
 - ``GET .../v1/models``: a one-model list (the requested model is unknown, so ``gpt-emulated``).
 
+A tool call is an output item ``{"type": "function_call", "id", "call_id", "name",
+"arguments"}`` (``arguments`` a JSON string; streamed as ``response.output_item.added``,
+``response.function_call_arguments.delta`` × chunks, ``response.function_call_arguments.done``,
+``response.output_item.done``, ``response.completed``); its result comes back as a
+``function_call_output`` input item (``custom_tool_call_output`` for custom tools).
+
 Errors use OpenAI's shape ``{"error":{"message":...,"type":...,"param":null,"code":...}}``.
 """
 
@@ -20,15 +26,23 @@ from collections.abc import Mapping, Sequence
 from ._rules import Fault, Provider
 from ._wire import (
     Call,
+    EmulatedToolCall,
     RecordedMessage,
     StreamPlan,
+    ToolStep,
     count_message_tokens,
     estimate_tokens,
     json_object,
     new_id,
+    prompt_event,
+    result_text,
     retry_hint,
     sse_event,
+    tool_names,
 )
+
+_CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+_RESULT_ITEMS = frozenset({"function_call_output", "custom_tool_call_output"})
 
 # status -> (error.type, error.code, default message)
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -84,6 +98,27 @@ def _messages(body: Mapping[str, object]) -> tuple[RecordedMessage, ...]:
     return tuple(found)
 
 
+def _tool_events(
+    body: Mapping[str, object], messages: Sequence[RecordedMessage]
+) -> tuple[ToolStep, ...]:
+    """Prompts, ``function_call`` items and their outputs, in input order."""
+    items = body.get("input")
+    if isinstance(items, str):
+        return prompt_event(items)
+    events: list[ToolStep] = []
+    user_texts = iter(m.text for m in messages if m.role == "user")
+    for raw in items if isinstance(items, list) else ():
+        item = json_object(raw)
+        kind = item.get("type", "message")
+        if kind in _CALL_ITEMS and isinstance(item.get("name"), str):
+            events.append(ToolStep("call", str(item["name"])))
+        elif kind in _RESULT_ITEMS:
+            events.append(ToolStep("result", result_text(item.get("output"))))
+        elif kind == "message" and item.get("role") == "user":
+            events.extend(prompt_event(next(user_texts, "")))
+    return tuple(events)
+
+
 class OpenAIWire:
     """The OpenAI Responses API (see the module docstring)."""
 
@@ -96,12 +131,20 @@ class OpenAIWire:
         model = fields.get("model")
         model = model if isinstance(model, str) else "gpt-emulated"
         if method == "POST" and path.endswith("/v1/responses"):
+            messages = _messages(fields)
+            instructions = fields.get("instructions")
             return Call(
                 provider=self.name,
                 operation="generate",
                 stream=fields.get("stream") is True,
                 model=model,
-                messages=_messages(fields),
+                messages=messages,
+                tools=tool_names(fields.get("tools")),
+                # codex 0.169 sends its instructions as `developer` messages, not `instructions`.
+                system=instructions
+                if isinstance(instructions, str) and instructions
+                else "\n\n".join(m.text for m in messages if m.role in ("developer", "system")),
+                tool_events=_tool_events(fields, messages),
             )
         if method == "GET" and path.endswith("/v1/models"):
             listing = {
@@ -201,6 +244,58 @@ class OpenAIWire:
     def message_body(self, call: Call, text: str) -> object:
         item = self._item(new_id("msg_emu_"), text)
         return self._response(call, new_id("resp_emu_"), "completed", [item], text)
+
+    def _function_call(
+        self, item_id: str, call_id: str, tool: EmulatedToolCall, *, done: bool
+    ) -> dict[str, object]:
+        return {
+            "id": item_id,
+            "type": "function_call",
+            "status": "completed" if done else "in_progress",
+            "call_id": call_id,
+            "name": tool.name,
+            "arguments": tool.arguments_json if done else "",
+        }
+
+    def tool_stream_plan(
+        self, call: Call, tool: EmulatedToolCall, pieces: Sequence[str]
+    ) -> StreamPlan:
+        response_id = new_id("resp_emu_")
+        item_id = new_id("fc_emu_")
+        call_id = new_id("call_emu_")
+        sequence = iter(range(1_000_000))
+
+        def frame(kind: str, **fields: object) -> bytes:
+            return sse_event(kind, {"type": kind, "sequence_number": next(sequence), **fields})
+
+        where = {"item_id": item_id, "output_index": 0}
+        added = self._function_call(item_id, call_id, tool, done=False)
+        done_item = self._function_call(item_id, call_id, tool, done=True)
+        head = (
+            frame(
+                "response.created",
+                response=self._response(call, response_id, "in_progress", [], ""),
+            ),
+            frame("response.output_item.added", output_index=0, item=added),
+        )
+        chunks = tuple(
+            frame("response.function_call_arguments.delta", **where, delta=p) for p in pieces
+        )
+        tail = (
+            frame("response.function_call_arguments.done", **where, arguments=tool.arguments_json),
+            frame("response.output_item.done", output_index=0, item=done_item),
+            frame(
+                "response.completed",
+                response=self._response(
+                    call, response_id, "completed", [done_item], tool.arguments_json
+                ),
+            ),
+        )
+        return StreamPlan(head=head, chunks=chunks, tail=tail)
+
+    def tool_message_body(self, call: Call, tool: EmulatedToolCall) -> object:
+        item = self._function_call(new_id("fc_emu_"), new_id("call_emu_"), tool, done=True)
+        return self._response(call, new_id("resp_emu_"), "completed", [item], tool.arguments_json)
 
     def error_body(self, status: int, message: str, fault: Fault) -> object:
         error_type, code, _ = _ERRORS.get(

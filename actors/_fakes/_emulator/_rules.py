@@ -16,6 +16,10 @@ Faults:
 ``disconnect``          send `disconnect_after_chunks` chunks, then close the connection without
                         finishing the response (the client sees a truncated body)
 ``malformed``           a 200 response whose stream (or JSON body) is not valid JSON
+``tool_call``           the model asks for the tool `tool_name` with `tool_input` (Anthropic
+                        ``tool_use`` block, OpenAI ``function_call`` item, Gemini
+                        ``functionCall`` part); a request whose latest turn carries a tool result
+                        gets the rule's reply as text instead
 ======================  ==========================================================================
 """
 
@@ -26,12 +30,21 @@ import os
 from collections.abc import Sequence
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from ..._validators import errors_in_one_line
 
 Provider = Literal["anthropic", "openai", "gemini"]
-FaultKind = Literal["status", "slow", "stall", "disconnect", "malformed"]
+FaultKind = Literal["status", "slow", "stall", "disconnect", "malformed", "tool_call"]
+StructuredMode = Literal["tool", "prose"]
 
 DEFAULT_REPLY = "echo: {prompt}"
 DEFAULT_CHUNK_DELAY_S = 1.0
@@ -43,6 +56,7 @@ _FIELDS_OF_KIND: dict[FaultKind, frozenset[str]] = {
     "stall": frozenset({"stall_after_chunks"}),
     "disconnect": frozenset({"disconnect_after_chunks"}),
     "malformed": frozenset(),
+    "tool_call": frozenset({"tool_name", "tool_input"}),
 }
 _OPTIONAL_FIELDS = frozenset().union(*_FIELDS_OF_KIND.values())
 
@@ -81,6 +95,13 @@ class Fault(BaseModel):
         default=None, ge=0, description="chunks sent before closing (kind=disconnect)"
     )
 
+    tool_name: str | None = Field(
+        default=None, min_length=1, description="the tool the model asks for (kind=tool_call)"
+    )
+    tool_input: dict[str, JsonValue] | None = Field(
+        default=None, description="the tool's input object (kind=tool_call; {} when unset)"
+    )
+
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Self:
         allowed = _FIELDS_OF_KIND[self.kind]
@@ -89,6 +110,8 @@ class Fault(BaseModel):
                 raise ValueError(f"{name} does not apply to kind {self.kind!r}")
         if self.kind == "status" and self.status is None:
             raise ValueError("kind 'status' needs a status, e.g. 429")
+        if self.kind == "tool_call" and self.tool_name is None:
+            raise ValueError("kind 'tool_call' needs a tool_name, e.g. 'Read'")
         return self
 
     @property
@@ -98,6 +121,11 @@ class Fault(BaseModel):
             return 0.0
         return self.chunk_delay_s if self.chunk_delay_s is not None else DEFAULT_CHUNK_DELAY_S
 
+    @property
+    def tool_arguments(self) -> dict[str, JsonValue]:
+        """The input of a tool call: `tool_input`, or ``{}`` when unset."""
+        return dict(self.tool_input) if self.tool_input is not None else {}
+
 
 class EmulatorRule(BaseModel):
     """Which requests to answer how. All conditions must hold; unset ones always do.
@@ -105,6 +133,11 @@ class EmulatorRule(BaseModel):
     `reply` may contain ``{prompt}``, replaced by the latest user message's text; None means
     `DEFAULT_REPLY` (echo). The reply is split into `chunks` text deltas of near-equal length
     (fewer if the text is shorter). With a ``status`` or ``malformed`` fault there is no reply.
+
+    When the request offers a tool named ``StructuredOutput`` (claude with ``--json-schema``)
+    and the rendered reply is a JSON object, the model calls that tool with the object as its
+    input (`structured` ``"tool"``, the default); ``"prose"`` answers the text instead, so a
+    test can see the CLI ask again.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -115,6 +148,11 @@ class EmulatorRule(BaseModel):
     times: int | None = Field(default=None, ge=1, description="expire after this many uses")
     fault: Fault | None = None
     chunks: int = Field(default=1, ge=1, le=10_000)
+    structured: StructuredMode = Field(
+        default="tool",
+        description="with a StructuredOutput tool offered: call it with a JSON reply (tool), "
+        "or answer prose",
+    )
 
     def applies_to(self, provider: Provider, prompt: str) -> bool:
         """Whether `provider` and `prompt` satisfy `provider` and `match` (not `times`)."""

@@ -1,8 +1,13 @@
 """What the three provider modules share: the parsed call, stream plans and SSE framing.
 
 Each provider module (`_anthropic`, `_openai`, `_gemini`) turns its API's request into a
-`Call`, and a reply text into a `StreamPlan` (head events, one event per text chunk, tail
-events) or a JSON body. `_app` executes faults on top of that plan, the same way for all three.
+`Call`, and a reply text (or an `EmulatedToolCall`) into a `StreamPlan` (head events, one
+event per text chunk, tail events) or a JSON body. `_app` executes faults on top of that plan,
+the same way for all three.
+
+Besides the messages, a `Call` keeps the tool names the request offers, its system text and
+the conversation's tool traffic as `ToolStep`s (prompts, tool calls, tool results, in order),
+so that the app can tell a fresh turn from a request that carries a tool's result.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ from pydantic import BaseModel, ConfigDict
 from ._rules import Fault, Provider
 
 Operation = Literal["generate", "static"]
+ToolStepKind = Literal["prompt", "call", "result"]
+
+# The tool claude offers with --json-schema; the model is to call it with the data as input.
+STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
+# How claude starts the user message it sends when the model answered prose instead.
+STRUCTURED_ENFORCE_PREFIX = "[structured-output-enforce]"
 
 
 class RecordedMessage(BaseModel):
@@ -28,6 +39,30 @@ class RecordedMessage(BaseModel):
 
     role: str
     text: str
+
+
+@attrs.frozen
+class ToolStep:
+    """One step of a conversation's tool traffic: a user prompt, a tool call, a tool result.
+
+    `text` is the prompt's text, the called tool's name, or the result's text content.
+    """
+
+    kind: ToolStepKind
+    text: str
+
+
+@attrs.frozen
+class EmulatedToolCall:
+    """A tool call the emulated model makes: the tool's name and its input object."""
+
+    name: str
+    arguments: Mapping[str, object]
+
+    @property
+    def arguments_json(self) -> str:
+        """The input as compact JSON (the text streamed as argument deltas)."""
+        return json.dumps(self.arguments, separators=(",", ":"), ensure_ascii=False)
 
 
 @attrs.frozen
@@ -41,14 +76,53 @@ class Call:
     messages: tuple[RecordedMessage, ...]
     # For operation "static": the JSON to answer with (status 200).
     static_body: object = None
+    tools: tuple[str, ...] = ()
+    system: str = ""
+    tool_events: tuple[ToolStep, ...] = ()
 
     @property
     def prompt(self) -> str:
-        """The latest user message's text without CLI-injected context ("" if there is none)."""
+        """The latest user prompt's text without CLI-injected context ("" if there is none).
+
+        A user message that holds only context blocks (or claude's structured-output
+        reminder) is skipped when an earlier one holds a real prompt: a tool result's turn is
+        still answered for the prompt that started it.
+        """
+        for message in reversed(self.messages):
+            if message.role == "user" and is_prompt_text(message.text):
+                return without_context_blocks(message.text)
         for message in reversed(self.messages):
             if message.role == "user" and message.text.strip():
                 return without_context_blocks(message.text)
         return ""
+
+    @property
+    def tool_results(self) -> tuple[str, ...]:
+        """The text of every tool result the request carries, oldest first."""
+        return tuple(event.text for event in self.tool_events if event.kind == "result")
+
+    @property
+    def answered_tool(self) -> str | None:
+        """The tool whose result ends the conversation ("" if its call is not in it).
+
+        None when the latest turn is a prompt (or there is no tool traffic): the model is to
+        answer the prompt, not a tool's result.
+        """
+        last_call = ""
+        pending: str | None = None
+        for event in self.tool_events:
+            if event.kind == "prompt":
+                pending = None
+            elif event.kind == "call":
+                last_call = event.text
+            else:
+                pending = last_call
+        return pending
+
+    @property
+    def offers_structured_output(self) -> bool:
+        """Whether the request offers claude's ``StructuredOutput`` tool."""
+        return STRUCTURED_OUTPUT_TOOL in self.tools
 
 
 @attrs.frozen
@@ -79,6 +153,16 @@ class ProviderWire(Protocol):
         """The non-streamed reply as JSON."""
         ...
 
+    def tool_stream_plan(
+        self, call: Call, tool: EmulatedToolCall, pieces: Sequence[str]
+    ) -> StreamPlan:
+        """The SSE frames of a tool call; `pieces` is its input JSON, chunked."""
+        ...
+
+    def tool_message_body(self, call: Call, tool: EmulatedToolCall) -> object:
+        """A non-streamed tool call as JSON."""
+        ...
+
     def error_body(self, status: int, message: str, fault: Fault) -> object:
         """The provider's JSON error shape for `status` with `message` (`fault` for extras)."""
         ...
@@ -105,6 +189,57 @@ def without_context_blocks(text: str) -> str:
     """
     remainder = _CONTEXT_BLOCK.sub("", text).strip()
     return remainder or text
+
+
+def is_prompt_text(text: str) -> bool:
+    """Whether a user message's text is a prompt: more than context blocks, not a reminder."""
+    remainder = _CONTEXT_BLOCK.sub("", text).strip()
+    return bool(remainder) and not remainder.startswith(STRUCTURED_ENFORCE_PREFIX)
+
+
+def prompt_event(text: str) -> tuple[ToolStep, ...]:
+    """A ``prompt`` event for a user text that is a prompt (see `is_prompt_text`), else none."""
+    return (ToolStep("prompt", text),) if is_prompt_text(text) else ()
+
+
+def tool_names(tools: object) -> tuple[str, ...]:
+    """The names of the tools in a request's ``tools`` array, in order, without repeats.
+
+    Reads ``name`` (Anthropic, OpenAI), ``function.name`` (OpenAI chat style),
+    ``functionDeclarations[].name`` (Gemini, also snake case), nested ``tools`` (OpenAI
+    namespaces); a tool with none of these (e.g. OpenAI's ``{"type": "web_search"}``) is named
+    by its ``type``.
+    """
+    names: list[str] = []
+    for raw in tools if isinstance(tools, list) else ():
+        tool = json_object(raw)
+        declarations = tool.get("functionDeclarations", tool.get("function_declarations"))
+        nested = tool.get("tools")
+        function = json_object(tool.get("function"))
+        if isinstance(declarations, list):
+            names.extend(tool_names(declarations))
+        elif isinstance(nested, list):
+            names.extend(tool_names(nested))
+        elif isinstance(tool.get("name"), str):
+            names.append(str(tool["name"]))
+        elif isinstance(function.get("name"), str):
+            names.append(str(function["name"]))
+        elif isinstance(tool.get("type"), str):
+            names.append(str(tool["type"]))
+    return tuple(dict.fromkeys(names))
+
+
+def result_text(value: object) -> str:
+    """A tool result's content as text: a string, text parts, or else its JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        text = text_of_parts(value)
+        if text:
+            return text
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def sse_event(event: str | None, data: object) -> bytes:

@@ -35,6 +35,7 @@ class MapJob:
     policies: Policies
     budget: int | None
     budget_note: str
+    system: str | None = None
 
 
 def prepare_job(args: argparse.Namespace) -> MapJob:
@@ -75,4 +76,5 @@ def prepare_job(args: argparse.Namespace) -> MapJob:
         policies=policies,
         budget=budget,
         budget_note=note,
+        system=args.system,
     )

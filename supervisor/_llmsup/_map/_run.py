@@ -67,7 +67,9 @@ class MapRun:
         assert stage.sup is not None
         feed = StageFeed(items, self.unreadable)
         try:
-            async with stage.sup.map_stream(feed, self.job.output_model) as results:
+            async with stage.sup.map_stream(
+                feed, self.job.output_model, system=self.job.system
+            ) as results:
                 async for done in results:
                     item = self._finished(feed, done)
                     if forward is not None and moves_to_fallback(done.outcome):

@@ -5,7 +5,11 @@ the app starts is stopped when the app stops. `serve` runs it until SIGTERM, SIG
 
 Endpoints (all but ``/health`` need ``Authorization: Bearer <token>`` when a token is set):
 
-- ``POST /ask`` ``{"prompt": str, "output_schema": {...} | null}`` → `AskResponse`.
+- ``POST /ask`` ``{"prompt": str, "output_schema": {...} | null, "system": str | null}`` →
+  `AskResponse`, whose ``cli`` names the CLI that answered (a fallback's, when one did).
+  ``system`` replaces the server's ``--system``; it is passed natively where the CLI takes
+  one. Each call runs in a fresh scratch folder of its own, removed after it, unless the
+  server was given ``--cwd``.
 - ``POST /stream`` (same body) → ``text/event-stream``: one ``event: <type>`` / ``data: <json>``
   per typed event (``session_started``, ``text_delta``, ``tool_use``, ...; the CLI's own
   ``result`` event is folded into the final event, and an in-band CLI ``error`` event is sent

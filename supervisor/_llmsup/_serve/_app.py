@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
@@ -59,8 +59,16 @@ def create_app(
     breaker: CircuitBreaker | None = None,
     concurrency: int = 8,
     token: str | None = None,
+    fallback: Sequence[CliSpec] = (),
+    system: str | None = None,
+    cwd: str | None = None,
 ) -> FastAPI:
     """The ``llmsup serve`` ASGI app for `spec`; see the module docs for the API.
+
+    ``fallback``: further CLIs a call moves to (``open_supervisor(fallback=...)``); the
+    answer's ``cli`` field names the one that answered. ``system``: the default system
+    prompt (a request's ``system`` replaces it). ``cwd``: the folder every call runs in;
+    None (the default) gives each call a fresh scratch folder, removed after it.
 
     The app's lifespan opens one supervisor (``open_supervisor(spec, retry=..., ...)``),
     available as ``app.state.supervisor`` while it runs; leaving the lifespan stops every CLI
@@ -71,7 +79,15 @@ def create_app(
         TypeError, ValueError: for a bad spec, concurrency or token (before anything runs).
     """
     return build_app(
-        spec, retry=retry, timeouts=timeouts, breaker=breaker, concurrency=concurrency, token=token
+        spec,
+        retry=retry,
+        timeouts=timeouts,
+        breaker=breaker,
+        concurrency=concurrency,
+        token=token,
+        fallback=fallback,
+        system=system,
+        cwd=cwd,
     )[0]
 
 
@@ -96,10 +112,13 @@ def build_app(
     breaker: CircuitBreaker | None,
     concurrency: int,
     token: str | None,
+    fallback: Sequence[CliSpec] = (),
+    system: str | None = None,
+    cwd: str | None = None,
 ) -> tuple[FastAPI, ServeState]:
     """The app and the state `serve` drains (`create_app` keeps only the app)."""
     check_app_arguments(spec, concurrency, token)
-    state = ServeState(spec)
+    state = ServeState(spec, system=system, cwd=cwd)
     metrics = ServeMetrics(state)
 
     supervised = functools.partial(
@@ -109,6 +128,7 @@ def build_app(
         timeouts=timeouts,
         breaker=breaker,
         concurrency=concurrency,
+        fallback=fallback,
     )
     app = FastAPI(
         title="llmsup",
@@ -187,9 +207,10 @@ def _add_call_routes(app: FastAPI, state: ServeState, metrics: ServeMetrics) -> 
         """Run one call and return its result."""
         prompt, model = prepare_call(body, spec)
         outcome: Result | Gone = GONE
-        with state.call_slot() as slot, metrics.track() as tracked:
+        system = state.system_of(body)
+        with state.call_slot() as slot, metrics.track() as tracked, state.call_folder() as cwd:
             with slot.abort:
-                call = functools.partial(slot.supervisor.ask, prompt, model)
+                call = functools.partial(slot.supervisor.ask, prompt, model, system=system, cwd=cwd)
                 outcome = await unless_disconnected(request.receive, call)
             if isinstance(outcome, Gone):
                 tracked.outcome = "cancelled"
@@ -207,7 +228,7 @@ def _add_call_routes(app: FastAPI, state: ServeState, metrics: ServeMetrics) -> 
     async def stream(body: AskRequest) -> Response:
         """Stream one call as server-sent events."""
         prompt, model = prepare_call(body, spec)
-        return EventStreamResponse(state, metrics, prompt, model)
+        return EventStreamResponse(state, metrics, prompt, model, state.system_of(body))
 
 
 def _add_status_routes(app: FastAPI, state: ServeState, metrics: ServeMetrics) -> None:

@@ -22,6 +22,12 @@ class AskRequest(BaseModel):
         default=None,
         description="A JSON Schema the answer must match (see the module docs for the subset).",
     )
+    system: str | None = Field(
+        default=None,
+        max_length=MAX_PROMPT_CHARS,
+        description="A system prompt, passed natively where the CLI takes one (default: "
+        "the server's --system).",
+    )
 
     @field_validator("prompt")
     @classmethod

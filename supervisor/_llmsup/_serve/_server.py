@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, cast
 
 import attrs
@@ -57,6 +57,9 @@ async def serve(
     breaker: CircuitBreaker | None = None,
     concurrency: int = 8,
     token: str | None = None,
+    fallback: Sequence[CliSpec] = (),
+    system: str | None = None,
+    cwd: str | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> int:
@@ -67,6 +70,7 @@ async def serve(
     ``await nursery.start(serve, spec, "127.0.0.1", 0)`` returns it). ``token`` defaults to
     the `TOKEN_ENV` environment variable (empty means none). ``shutdown_trigger``: an
     extra way to start the shutdown (it returns → same as the first signal).
+    ``fallback``, ``system``, ``cwd``: see `create_app`.
 
     Shutdown: draining (new calls get 503), then up to ``grace_s`` for calls in flight,
     then the rest are cancelled, the listener closed and the supervisor closed, which
@@ -76,12 +80,21 @@ async def serve(
         OSError: the address cannot be bound (nothing has started).
         TypeError, ValueError: bad arguments (see `create_app`).
     """
+    # Long because: its docstring is the shutdown contract; the body is one sequence.
     if not (grace_s >= 0 and math.isfinite(grace_s)):
         raise ValueError(f"grace_s must be a finite number >= 0, got {grace_s!r}")
     if token is None:
         token = os.environ.get(TOKEN_ENV) or None
     app, state = build_app(
-        spec, retry=retry, timeouts=timeouts, breaker=breaker, concurrency=concurrency, token=token
+        spec,
+        retry=retry,
+        timeouts=timeouts,
+        breaker=breaker,
+        concurrency=concurrency,
+        token=token,
+        fallback=fallback,
+        system=system,
+        cwd=cwd,
     )
     _warn_without_token(host, token)
     shutdown = ServeShutdown()

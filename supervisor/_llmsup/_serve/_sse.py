@@ -52,8 +52,10 @@ class EventStreamResponse(Response):
         metrics: ServeMetrics,
         prompt: str,
         model: type[BaseModel] | None,
+        system: str | None = None,
     ) -> None:
         super().__init__(status_code=200)
+        self._system = system
         self._state = state
         self._metrics = metrics
         self._prompt = prompt
@@ -159,22 +161,23 @@ class EventStreamResponse(Response):
     ) -> _End:
         """Send the call's events (starting the response at the first one); return its end."""
         try:
-            async with sup.stream(prompt) as events:
-                while True:
-                    event: Event | None = None
-                    with trio.move_on_after(SSE_PING_S if self._started else math.inf):
-                        try:
-                            event = await anext(events)
-                        except StopAsyncIteration:
-                            return _End(result=events.result)
-                        except LLMError as error:
-                            return _End(error=error)
-                    if event is None:
-                        await emit(b": ping\n\n")  # silence on an open stream
-                    elif not isinstance(event, FinalResult):  # folded into "result"
-                        if not self._started:
-                            await start()
-                        name = "cli_error" if isinstance(event, ErrorReport) else event.type
-                        await emit(_sse(name, event.model_dump_json()))
+            with self._state.call_folder() as cwd:
+                async with sup.stream(prompt, system=self._system, cwd=cwd) as events:
+                    while True:
+                        event: Event | None = None
+                        with trio.move_on_after(SSE_PING_S if self._started else math.inf):
+                            try:
+                                event = await anext(events)
+                            except StopAsyncIteration:
+                                return _End(result=events.result)
+                            except LLMError as error:
+                                return _End(error=error)
+                        if event is None:
+                            await emit(b": ping\n\n")  # silence on an open stream
+                        elif not isinstance(event, FinalResult):  # folded into "result"
+                            if not self._started:
+                                await start()
+                            name = "cli_error" if isinstance(event, ErrorReport) else event.type
+                            await emit(_sse(name, event.model_dump_json()))
         except LLMError as error:  # the supervisor refused the stream itself
             return _End(error=error)

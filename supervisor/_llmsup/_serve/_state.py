@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator
 
 import attrs
@@ -12,6 +13,7 @@ from actors import CliSpec
 from supervisor import Supervisor
 
 from ._errors import unavailable
+from ._models import AskRequest
 
 
 @attrs.define(eq=False)
@@ -29,6 +31,8 @@ ABORTED = "the server shut down before the call finished"
 class ServeState:
     spec: CliSpec
     supervisor: Supervisor | None = None
+    system: str | None = None  # the default system prompt (a request's replaces it)
+    cwd: str | None = None  # every call's folder (None: a scratch folder per call)
     draining: bool = False
     _slots: set[CallSlot] = attrs.field(factory=set)
     _idle: trio.Event = attrs.field(factory=trio.Event)
@@ -53,6 +57,20 @@ class ServeState:
             if not self._slots:
                 self._idle.set()
                 self._idle = trio.Event()
+
+    def system_of(self, body: AskRequest) -> str | None:
+        """The call's system prompt: the request's, else the server's default."""
+        return body.system if body.system is not None else self.system
+
+    @contextlib.contextmanager
+    def call_folder(self) -> Iterator[str]:
+        """The folder a call runs in: ``cwd`` when set, else a fresh scratch folder of its
+        own, removed (with whatever the CLI left in it) when the call ends."""
+        if self.cwd is not None:
+            yield self.cwd
+            return
+        with tempfile.TemporaryDirectory(prefix="llmsup-serve-") as folder:
+            yield folder
 
     async def wait_idle(self) -> None:
         while self._slots:
