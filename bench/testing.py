@@ -1,13 +1,14 @@
 """The property test of examples/testing_pipeline.py, three ways: same plans, same count.
 
-    python bench/testing.py [--examples 100] [--real-examples N] [--skip-real]
+    python bench/testing.py [--examples 100] [--fake-examples N] [--real-examples N] [--skip-real]
 
 Draws ``--examples`` fault plans once (prompt-matching plans from
 `supervisor.testing.fault_plans`, derandomized, so every run draws the same ones) and runs
 the fixed pipeline's property (five prompts, every prompt gets an outcome) on each plan:
 
 - on the simulated backend (``actors.simulated``, under an autojump clock);
-- on fake processes (``actors.fake``);
+- on fake processes (``actors.fake``), the first ``--fake-examples`` plans (default: all;
+  they run on the real clock, so a rate limit's hint is really waited);
 - on the real claude against the provider emulator, each plan translated into emulator
   rules (rate_limit: a 429 with its hint, auth: 401, retryable: 500, crash: a disconnect,
   malformed: an undecodable stream). The real CLI takes seconds a call, so it runs the
@@ -104,6 +105,7 @@ async def real_claude(executable: str, plans: list[dict[str, Any]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100)
+    parser.add_argument("--fake-examples", type=int, default=None)
     parser.add_argument("--real-examples", type=int, default=None)
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
@@ -115,7 +117,9 @@ def main() -> None:
         lambda p: example.check_batch(example.simulated(p), example.answer_all),
     )
     fake = timed(
-        "fake processes", plans, lambda p: example.check_batch(example.fake(p), example.answer_all)
+        "fake processes",
+        plans[: args.fake_examples],
+        lambda p: example.check_batch(example.fake(p), example.answer_all),
     )
     print(f"simulated / fake processes: {simulated / fake:.1f}x")
     executable = actors.find_executable("claude")

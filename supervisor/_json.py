@@ -24,6 +24,7 @@ pydantic errors of the candidate that came closest to the model.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import json
@@ -262,6 +263,158 @@ def _match_brackets(text: str) -> dict[int, int]:
     return ends
 
 
+def _group_pattern(depth: int) -> re.Pattern[str]:
+    """A bracket whose inside is only plain text, one-line strings (exactly `_STRING_RE`)
+    and properly nested brackets, at most `depth` deep.
+
+    Such a group pairs the same way in `_match_brackets` whatever is below it on the
+    stack: nothing inside it can close anything outside. Possessive quantifiers and
+    alternatives told apart by their first character keep a match linear.
+    """
+    string = r'"(?:[^"\\\n]++|\\.)*+"'
+    inner = rf'(?:[^\[\]{{}}"]++|{string})*+'
+    for _ in range(depth):
+        inner = rf'(?:[^\[\]{{}}"]++|{string}|\[{inner}\]|\{{{inner}\}})*+'
+    return re.compile(rf"\[{inner}\]|\{{{inner}\}}")
+
+
+_GROUP_RE = _group_pattern(4)
+
+
+@functools.lru_cache(maxsize=32)
+def _failures_re(max_ws: int) -> re.Pattern[str]:
+    """Text without ``{``/``[``, and whole `_GROUP_RE` groups that are JSON-looking but
+    wrong from the first token (``{'a': 1}``) with at most `max_ws` spaces before it:
+    what `_ExtractionRun._scanned` steps over one by one without a new candidate."""
+    first_token_wrong = (
+        rf"(?={_JSONISH_RE.pattern})(?!{_VALID_START_RE.pattern})"
+        rf"(?=[\[{{]\s{{0,{max_ws}}}+(?!\s))"
+    )
+    return re.compile(rf"(?:[^\[{{]++|{first_token_wrong}(?:{_GROUP_RE.pattern}))*+")
+
+
+class _Brackets:
+    """``_match_brackets(text).get(start)``, computed lazily and mostly by regex.
+
+    The same pass as `_match_brackets`, run only as far as a question needs, with one
+    shortcut: at an opener that `_GROUP_RE` matches, the whole group is skipped in one
+    regex match (its own pairs are worked out only if asked about). A megabyte of code
+    full of dict literals then costs one match per top-level literal, not a Python step
+    per bracket and quote.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        """Everything before `pos` has been through the pass."""
+        self.stack: list[tuple[str, int]] = []
+        self.pending: set[int] = set()
+        """Openers on the stack."""
+        self.ends: dict[int, int] = {}
+        self.group_starts: list[int] = []
+        self.group_ends: list[int] = []
+        self.inner: dict[int, dict[int, int]] = {}
+        """Pairs inside a group, by the group's start, once asked for."""
+        self.region_starts: list[int] = []
+        self.region_ends: list[int] = []
+        self.region_passes: dict[int, _Brackets] = {}
+        """Stretches skipped by `skip_top_level`, by start; each has its own lazy pass."""
+
+    def end(self, start: int) -> int | None:
+        """Where the bracket at `start` closes (just past it), or None."""
+        if start >= self.pos:
+            self._advance(start + 1, None)
+        if start in self.pending:
+            if self.pos < len(self.text):
+                self._advance(len(self.text), start)
+            if start in self.pending:  # never closed
+                return None
+        found = self.ends.get(start)
+        if found is not None:
+            return found
+        k = bisect.bisect_right(self.region_starts, start) - 1
+        if k >= 0 and start < self.region_ends[k]:
+            r_start = self.region_starts[k]
+            region = self.region_passes.get(r_start)
+            if region is None:
+                region = _Brackets(self.text[r_start : self.region_ends[k]])
+                self.region_passes[r_start] = region
+            local_end = region.end(start - r_start)
+            return None if local_end is None else r_start + local_end
+        k = bisect.bisect_right(self.group_starts, start) - 1
+        if k < 0 or self.group_ends[k] <= start:
+            return None
+        g_start, g_end = self.group_starts[k], self.group_ends[k]
+        if g_start == start:
+            return g_end
+        inner = self.inner.get(g_start)
+        if inner is None:
+            local = _match_brackets(self.text[g_start:g_end])
+            inner = self.inner[g_start] = {g_start + a: g_start + b for a, b in local.items()}
+        return inner.get(start)
+
+    def skip_top_level(self, pos: int, pattern: re.Pattern[str], endpos: int) -> int:
+        """Where `pattern` (matching only text with no opener and `_GROUP_RE` groups)
+        stops when matched from `pos`, if the pass is between brackets there; else `pos`.
+
+        The skipped stretch starts and ends with an empty stack, so a separate pass over
+        it alone answers questions about the brackets inside.
+        """
+        if pos > self.pos:
+            self._advance(pos, None)
+        if self.pos != pos or self.stack:
+            return pos
+        m = pattern.match(self.text, pos, endpos)
+        end = pos if m is None else m.end()
+        if end > pos:
+            self.region_starts.append(pos)
+            self.region_ends.append(end)
+            self.pos = end
+        return end
+
+    def _advance(self, limit: int, watch: int | None) -> None:
+        """Run the pass over the tokens before `limit`, or until `watch` leaves the stack."""
+        text, stack, pending, ends = self.text, self.stack, self.pending, self.ends
+        pos = self.pos
+        limit = min(limit, len(text))
+        while pos < limit:
+            m = (_BRACKET_OR_QUOTE_RE if stack else _OPEN_RE).search(text, pos, limit)
+            if m is None:
+                pos = limit
+                break
+            i = m.start()
+            c = text[i]
+            pos = i + 1
+            if c == '"':  # only searched for inside brackets
+                s = _STRING_RE.match(text, i)
+                if s is not None:
+                    pos = s.end()
+            elif c == "{" or c == "[":
+                # Not at "[[": a run of stray openers would try (and fail) at each one.
+                g = None if text[i + 1 : i + 2] in "[{" else _GROUP_RE.match(text, i)
+                if g is not None:
+                    self.group_starts.append(i)
+                    self.group_ends.append(g.end())
+                    pos = g.end()
+                else:
+                    stack.append((c, i))
+                    pending.add(i)
+            else:
+                want = "{" if c == "}" else "["
+                if stack[-1][0] == want:
+                    opener = stack.pop()[1]
+                    pending.discard(opener)
+                    ends[opener] = i + 1
+                elif len(stack) >= 2 and stack[-2][0] == want:
+                    pending.discard(stack.pop()[1])
+                    opener = stack.pop()[1]
+                    pending.discard(opener)
+                    ends[opener] = i + 1
+                if watch is not None and watch not in pending:
+                    break
+        self.pos = max(self.pos, pos)
+
+
 class _DecodeFailed(Exception):
     """A `json.JSONDecodeError` without the (costly) line and column."""
 
@@ -332,7 +485,7 @@ class _ExtractionRun:
         self.repair_notes: list[str] = []
         self.data: Any = None
         self.instance: BaseModel | None = None
-        self._ends: dict[int, int] | None = None
+        self._brackets = _Brackets(text)
 
     # -- candidates -------------------------------------------------------------------
 
@@ -355,9 +508,7 @@ class _ExtractionRun:
         return True
 
     def matched_end(self, start: int) -> int | None:
-        if self._ends is None:
-            self._ends = _match_brackets(self.text)
-        return self._ends.get(start)
+        return self._brackets.end(start)
 
     def strict_candidates(self) -> Iterator[Any]:
         """Steps 1 and 2: fenced blocks, then a raw_decode scan of the whole text."""
@@ -407,7 +558,7 @@ class _ExtractionRun:
         text = self.text
         pos, skip = 0, 0
         failed_until = -1  # inside a failed span, only paired brackets are decoded
-        while (m := _OPEN_RE.search(text, pos)) is not None:
+        while m := _OPEN_RE.search(text, self._skip_failures(pos, failed_until, decoded)):
             start = m.start()
             while skip < len(decoded) and decoded[skip][1] <= start:
                 skip += 1
@@ -451,6 +602,33 @@ class _ExtractionRun:
             pos = max(end, start + 1)
             if isinstance(value, dict | list):  # pragma: no branch - starts at a bracket
                 yield value
+
+    def _recorded_enough(self) -> bool:
+        """Whether a first-token failure could no longer change the report: as many
+        failed starts as kept, and a failure at least one character in."""
+        failure = self.scan_failure
+        return (
+            failure is not None
+            and failure.progress >= 1
+            and len(self.failed_starts) >= self.x.max_candidates
+        )
+
+    def _skip_failures(self, pos: int, failed_until: int, decoded: list[tuple[int, int]]) -> int:
+        """Where `_scanned` goes on from `pos`: past text it would step over without a
+        candidate or a failure worth recording (a megabyte of dict literals), found in
+        one regex match, when there is nothing left worth recording."""
+        if pos < failed_until or pos < self._brackets.pos or not self._recorded_enough():
+            return pos  # (past the bracket pass: not between brackets, see skip_top_level)
+        endpos = len(self.text)
+        for d_start, d_end in decoded:
+            if d_end > pos:
+                if d_start <= pos:
+                    return pos
+                endpos = d_start
+                break
+        assert self.scan_failure is not None
+        pattern = _failures_re(self.scan_failure.progress - 1)
+        return self._brackets.skip_top_level(pos, pattern, endpos)
 
     def _scan_failed(self, start: int, message: str, at: int) -> None:
         if self.scan_failure is None or at - start > self.scan_failure.progress:

@@ -79,7 +79,7 @@ class Out(_Action):
     data: bytes
 
     def __init__(self, data: bytes) -> None:
-        super().__init__(data)
+        object.__setattr__(self, "data", data)  # the generic init, inlined: hot path
 
 
 class Err(_Action):
@@ -89,7 +89,7 @@ class Err(_Action):
     data: bytes
 
     def __init__(self, data: bytes) -> None:
-        super().__init__(data)
+        object.__setattr__(self, "data", data)  # the generic init, inlined: hot path
 
 
 class Sleep(_Action):
@@ -99,7 +99,7 @@ class Sleep(_Action):
     seconds: float
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
+        object.__setattr__(self, "seconds", seconds)  # the generic init, inlined: hot path
 
 
 class Exit(_Action):
@@ -109,7 +109,7 @@ class Exit(_Action):
     code: int
 
     def __init__(self, code: int) -> None:
-        super().__init__(code)
+        object.__setattr__(self, "code", code)  # the generic init, inlined: hot path
 
 
 class Hang(_Action):

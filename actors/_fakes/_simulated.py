@@ -197,6 +197,9 @@ class SimulatedCli:
         return self.returncode
 
     async def wait(self) -> int:
+        if self.returncode is not None:  # exited (at `start`, often): no scheduler trip
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return self.returncode
         await self._exited.wait()
         assert self.returncode is not None
         return self.returncode

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, RootModel
 
 from actors._errors import ErrorCategory, LLMError
+from supervisor import _json
 from supervisor._json import JSONExtractor, schema_instructions
 from tests.helpers import hang_guard
 
@@ -503,3 +504,79 @@ def test_json_after_a_megabyte_of_code_full_of_braces_is_found() -> None:
     with hang_guard(MEGABYTE_HANG_GUARD_S):
         data, error = extractor.extract_json(text, CodeAnalysis)
     assert (data, error) == (GOOD, None)
+
+
+# -- the fast bracket pass (supervisor/_json.py `_Brackets`, `_skip_failures`) ----------
+
+bracket_soup: st.SearchStrategy[str] = st.text(
+    alphabet=st.sampled_from('[]{}[]{}""\\ \n:,a1'), max_size=60
+)
+"""Brackets, quotes, backslashes and newlines: every case of the pairing rules."""
+
+
+@settings(max_examples=500)
+@given(text=bracket_soup, data=st.data())
+def test_the_lazy_bracket_pass_pairs_exactly_like_the_full_one(text: str, data: Any) -> None:
+    reference = _json._match_brackets(text)
+    lazy = _json._Brackets(text)
+    order = data.draw(st.permutations(range(len(text) + 1)), label="questions in this order")
+    for index in order:
+        assert lazy.end(index) == reference.get(index), index
+
+
+code_lines: st.SearchStrategy[str] = st.lists(
+    st.sampled_from(
+        [
+            "cfg = {'name': [1, 2], \"x\": {k: v for k in r}}\n",
+            "cfg = {   'spaced': 1}\n",
+            'see [ [1, 2] and {"a": 1} ]\n',
+            'bad = {"a": [1, 2}\n',
+            's = "a { quote\n',
+            'ok = {"a": 1}\n',
+            "arr = [x for x in y]\n",
+            '```json\n{"a": 2}\n```\n',
+            "{'deep': {'x': {'y': {'z': {'w': [1]}}}}}\n",
+            "stray [ here\n",
+            "}\n",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+"""Code full of dict literals, with JSON, malformed JSON and fences among it."""
+
+
+@settings(max_examples=300)
+@given(text=code_lines, max_candidates=st.integers(1, 4), strict=st.booleans())
+def test_skipping_wrong_first_tokens_in_bulk_changes_no_outcome(
+    text: str, max_candidates: int, strict: bool, monkeypatch_class: Any
+) -> None:
+    """Once enough failures are recorded, `_scanned` steps over failing dict literals in
+    one regex match; the data, and the reason, are those of stepping one by one."""
+    fast = JSONExtractor(max_candidates=max_candidates)
+    with monkeypatch_class.context() as patch:
+        patch.setattr(_json._ExtractionRun, "_recorded_enough", lambda self: False)
+        slow = fast.extract_json(text, Items, strict=strict), fast.extract_json(text)
+    assert (fast.extract_json(text, Items, strict=strict), fast.extract_json(text)) == slow
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_class() -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_json_after_hundreds_of_failing_dict_literals_is_found() -> None:
+    literals = "cfg = {'name': [1, 2], \"x\": {k: v}}\n" * 1000
+    data, error = extractor.extract_json(f"{literals}answer: [1, 2]\n")
+    assert (data, error) == ([1, 2], None)
+
+
+def test_the_failure_that_got_furthest_is_reported_after_hundreds_of_others() -> None:
+    literals = "cfg = {'name': 1}\n" * 1000
+    text = f"{literals}cfg = {{      'spaced': 1}}\n{literals}"
+    data, error = extractor.extract_json(text, CodeAnalysis)
+    assert data is None
+    assert error == (
+        "JSON found but malformed: Expecting property name enclosed in double quotes: "
+        "line 1001 column 14 (char 18013) (strict mode; pass strict=False to attempt repair)"
+    )
