@@ -177,7 +177,13 @@ async def test_claude_tools_none_offers_no_tool_and_no_tool_result_reaches_the_p
     for label, outcome in outcomes.items():
         assert outcome.requests, f"{label}: the emulator never saw the call\n{seen}"
         assert all(r.tools == () for r in outcome.requests), seen  # no tool is even defined
-        assert outcome.tool_results == [], seen  # nothing ran, nothing went back
+        # Nothing ran. claude may answer a call to a tool it never offered with its own
+        # refusal before the runtime stops it (seen under load); no tool output goes back.
+        assert all(
+            r.startswith("<tool_use_error>Error: No such tool available")
+            for r in outcome.tool_results
+        ), seen
+        assert not any(INSIDE_TEXT in r or OUTSIDE_TEXT in r for r in outcome.tool_results), seen
         error = outcome.result
         # The model asked anyway: the runtime stopped claude (the second line of defence).
         assert isinstance(error, LLMError) and error.category is ErrorCategory.PERMANENT, seen
