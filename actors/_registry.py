@@ -274,10 +274,12 @@ def _parse(path: str) -> tuple[int, int | None, int | None] | None:
 def _kill_leftovers(pgid: int, owner: int) -> bool:
     """SIGKILL the live members of a dead owner's group; True if there were any.
 
-    The group is signalled as a whole first (a member forking right now cannot slip
-    past), then any member found in ``/proc`` (one that left the group but not the
-    session), a few rounds until none is left.
+    The group is signalled as a whole before anything is looked up: a /proc scan can miss
+    a member forked while it runs (its parent gone by the time the scan reads it), while
+    ``killpg`` reaches every member the group has. Then any member found in ``/proc`` (one
+    that left the group but not the session) is signalled, a few rounds until none is left.
     """
+    group_existed = signal_group(pgid, signal.SIGKILL)
     members = live_members(pgid)
     found = members
     for _ in range(_KILL_ROUNDS):
@@ -288,14 +290,15 @@ def _kill_leftovers(pgid: int, owner: int) -> bool:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         found = live_members(pgid)
-    if members:
+    if members or group_existed:
         logger.warning(
-            "killed %d leftover processes of group %d (its supervisor, pid %d, died)",
-            len(members),
+            "killed leftover processes of group %d (%d found in /proc; its supervisor, "
+            "pid %d, died)",
             pgid,
+            len(members),
             owner,
         )
-    return bool(members)
+    return bool(members) or group_existed
 
 
 def _owner_alive(owner: int, owner_start: int | None) -> bool:

@@ -79,8 +79,9 @@ async def test_a_supervisor_killed_right_after_spawning_is_swept(
     try:
         with trio.fail_after(60):
             assert await trio.to_thread.run_sync(doomed.wait) == -signal.SIGKILL
-        # Its CLIs outlive it (nothing ran to clean up)...
-        assert len([p for p in live_processes_with(token) if p != doomed.pid]) >= CLIS
+        # Its trees outlive it (nothing ran to clean up; a CLI that writes to its dead
+        # reader may die of EPIPE at once, but grandchildren that ignore SIGTERM stay)...
+        assert [p for p in live_processes_with(token) if p != doomed.pid] != []
         # ...until the next supervisor opens and sweeps them, whole trees included.
         monkeypatch.setenv("LLMSUP_RUNTIME_DIR", str(tmp_path))
         async with open_supervisor(fake()) as sup:
