@@ -82,7 +82,6 @@ import json
 import logging
 import os
 import re
-import stat
 import tempfile
 import time
 import tomllib
@@ -120,6 +119,7 @@ from ._fields import (
     category_for_status,
     http_status,
     parse_json,
+    private_text_file,
     report_category,
     retry_hint,
     seconds_until_clock,
@@ -731,31 +731,8 @@ def schema_file(schema: Mapping[str, Any]) -> str:
     return path
 
 
-def _private_dir() -> Path:
-    """This user's private folder for codex's instruction files (mode 0700, checked)."""
-    folder = Path(tempfile.gettempdir()) / f"llmsup-codex-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.lstat()
-    if (
-        not stat.S_ISDIR(info.st_mode)
-        or info.st_uid != os.getuid()
-        or stat.S_IMODE(info.st_mode) & 0o077
-    ):
-        raise ValueError(
-            f"codex: {folder} must be a directory owned by this user with mode 0700 "
-            "(it holds system prompts); remove it or fix its permissions"
-        )
-    return folder
-
-
 def codex_system_file(text: str) -> Path:
     """A private file holding ``text`` for ``model_instructions_file`` (one per text)."""
     if not text.strip():
         raise ValueError("codex: the system prompt is empty (codex would keep its own)")
-    data = text.encode("utf-8")
-    path = _private_dir() / f"system-{hashlib.sha256(data).hexdigest()[:32]}.md"
-    if not path.is_file() or path.read_bytes() != data:
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(data)
-        os.replace(partial, path)  # atomic: concurrent writers produce the same bytes
-    return path
+    return private_text_file("codex", text)

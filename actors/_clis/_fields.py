@@ -7,9 +7,14 @@ retry-hint extraction, and re-categorising an `LLMError` while keeping its evide
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -210,3 +215,31 @@ def report_category(reports: Sequence[ErrorReport]) -> ErrorCategory | None:
             except ValueError:
                 continue
     return None
+
+
+def private_text_file(cli: str, text: str) -> Path:
+    """A file holding ``text`` in this user's private folder for ``cli`` (one per text).
+
+    The folder (``$TMPDIR/llmsup-<cli>-<uid>``, mode 0700) is checked to be ours and private,
+    since it holds system prompts; the file is written atomically, so concurrent writers of
+    the same text produce the same bytes.
+    """
+    folder = Path(tempfile.gettempdir()) / f"llmsup-{cli}-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.getuid()
+        or stat.S_IMODE(info.st_mode) & 0o077
+    ):
+        raise ValueError(
+            f"{cli}: {folder} must be a directory owned by this user with mode 0700 "
+            "(it holds system prompts); remove it or fix its permissions"
+        )
+    data = text.encode("utf-8")
+    path = folder / f"system-{hashlib.sha256(data).hexdigest()[:32]}.md"
+    if not path.is_file() or path.read_bytes() != data:
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return path

@@ -68,13 +68,9 @@ Events
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,6 +103,7 @@ from ._fields import (
     category_for_status,
     http_status,
     parse_json,
+    private_text_file,
     report_category,
     retry_hint,
     with_category,
@@ -602,32 +599,9 @@ def gemini_policy_file(tools: ToolPolicy) -> Path | None:
     return path
 
 
-def _private_dir() -> Path:
-    """This user's private folder for gemini's system-prompt files (mode 0700, checked)."""
-    folder = Path(tempfile.gettempdir()) / f"llmsup-gemini-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    info = folder.lstat()
-    if (
-        not stat.S_ISDIR(info.st_mode)
-        or info.st_uid != os.getuid()
-        or stat.S_IMODE(info.st_mode) & 0o077
-    ):
-        raise ValueError(
-            f"gemini: {folder} must be a directory owned by this user with mode 0700 "
-            "(it holds system prompts); remove it or fix its permissions"
-        )
-    return folder
-
-
 def gemini_system_file(text: str) -> Path:
     """A private file holding ``text`` for ``GEMINI_SYSTEM_MD`` (one per distinct text)."""
-    data = text.encode("utf-8")
-    path = _private_dir() / f"system-{hashlib.sha256(data).hexdigest()[:32]}.md"
-    if not path.is_file() or path.read_bytes() != data:
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    return path
+    return private_text_file("gemini", text)
 
 
 @attrs.frozen(eq=False)
