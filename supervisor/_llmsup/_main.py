@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -23,6 +21,7 @@ from ._options import (
     policies_from_args,
     spec_from_args,
 )
+from ._serve_command import SERVE_DESCRIPTION, add_serve_arguments, run_serve
 from ._signals import INTERRUPTED, run_stoppable
 
 # Distinct exit statuses, so scripts can branch without parsing text.
@@ -91,23 +90,9 @@ def _add_serve(sub: _Subcommands) -> None:
     serve_ = sub.add_parser(
         "serve",
         help="run the HTTP daemon (FastAPI on trio): /ask, /stream, /health, /metrics",
-        description="Serve one supervised CLI over HTTP. Binds to 127.0.0.1 unless told "
-        "otherwise; with --token (or LLMSUP_TOKEN) every endpoint but /health needs "
-        "'Authorization: Bearer TOKEN'. SIGTERM/SIGINT/SIGHUP drain in-flight calls, then exit 0.",
+        description=SERVE_DESCRIPTION,
     )
-    serve_.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    serve_.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any)")
-    serve_.add_argument("--token", default=None, help="bearer token (default: $LLMSUP_TOKEN)")
-    serve_.add_argument(
-        "--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown"
-    )
-    serve_.add_argument(
-        "--cwd",
-        metavar="DIR",
-        default=None,
-        help="run every call in DIR (default: a fresh scratch folder per call, removed after)",
-    )
-    add_cli_options(serve_, concurrency=8)
+    add_serve_arguments(serve_)
 
 
 def _add_demo(sub: _Subcommands) -> None:
@@ -200,40 +185,6 @@ async def _chat(args: argparse.Namespace) -> int:
         raise BadUsage(str(exc)) from exc
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from ._serve import serve
-
-    if not (args.grace >= 0 and math.isfinite(args.grace)):
-        raise BadUsage(f"--grace must be a finite number of seconds >= 0, got {args.grace!r}")
-    spec = spec_from_args(args)
-    fallbacks = fallback_specs(args)
-    policies = policies_from_args(args)
-    if args.cwd is not None and not os.path.isdir(args.cwd):
-        raise BadUsage(f"--cwd {args.cwd}: no such directory")
-    try:
-        status: int = trio.run(
-            partial(
-                serve,
-                spec,
-                args.host,
-                args.port,
-                fallback=fallbacks,
-                system=args.system,
-                cwd=args.cwd,
-                grace_s=args.grace,
-                retry=policies.retry,
-                timeouts=policies.timeouts,
-                breaker=policies.breaker(spec.name),
-                concurrency=policies.concurrency,
-                token=args.token,
-            )
-        )
-    except OSError as exc:
-        print(f"llmsup: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return status
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmsup`` console script."""
     args = _parser().parse_args(argv)
@@ -245,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.subcommand == "map":
             return trio.run(run_map, args)
         if args.subcommand == "serve":
-            return _serve(args)
+            return run_serve(args)
         if args.subcommand == "demo":
             from ._demo import run_demo
 
