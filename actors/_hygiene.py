@@ -119,3 +119,15 @@ async def sweep_group(
     _kill_members(pgid, signal.SIGKILL, whole_session)
     await _gone_within(pgid, kill_wait, whole_session)
     return live_members(pgid, whole_session=whole_session)
+
+
+def mem_available() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

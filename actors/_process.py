@@ -12,6 +12,7 @@ actor; what the run's evidence means is `actors._verdict.run_verdict`'s.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -73,14 +74,17 @@ async def run_process_actor(
     timeouts: TimeoutConfig,
     *,
     on_spawn: Callable[[int], None] | None = None,
+    standby: SpawnedCli | None = None,
 ) -> None:
     """Run ``spec`` once for ``prompt``; send its events, then one `ActorDone`.
 
-    Never raises except `trio.Cancelled` (and only after the tree is gone). Closing the
-    outbox is the caller's job.
+    ``standby``: a process of ``spec`` already started by `start_standby` (stdin open,
+    nothing written), which this call now owns: the prompt goes to it instead of a new
+    process. Never raises except `trio.Cancelled` (and only after the tree is gone).
+    Closing the outbox is the caller's job.
     """
     try:
-        outcome = await _run_once(spec, prompt, outbox, timeouts, on_spawn)
+        outcome = await _run_once(spec, prompt, outbox, timeouts, on_spawn, standby)
     except LLMError as error:
         done = ActorDone(error=error)
     else:
@@ -97,19 +101,25 @@ async def _run_once(
     outbox: trio.MemorySendChannel[ActorMessage],
     config: TimeoutConfig,
     on_spawn: Callable[[int], None] | None,
+    standby: SpawnedCli | None = None,
 ) -> CallOutcome:
     try:
         argv = spec.build_argv(prompt)
     except ValueError as exc:
+        if standby is not None:
+            await _end(standby, config.graceful_shutdown, spec.name)
         raise LLMError(str(exc), ErrorCategory.PERMANENT, cli=spec.name) from exc
     payload = spec.stdin_payload(prompt)
     timeouts = ProgressiveTimeoutManager(config)
     timeouts.start()
-    # Whatever the spawn starts is owned by the try/finally below before the next checkpoint
-    # (the real backend records its group in the registry before returning).
-    proc = await spawner_of(spec).spawn(spec, argv, stdin_pipe=payload is not None)
+    if standby is not None:
+        proc = standby
+    else:
+        # Whatever the spawn starts is owned by the try/finally below before the next
+        # checkpoint (the real backend records its group in the registry before returning).
+        proc = await spawner_of(spec).spawn(spec, argv, stdin_pipe=payload is not None)
     try:
-        if on_spawn is not None:
+        if on_spawn is not None and standby is None:
             on_spawn(proc.pid)
         verdict = await _supervise(spec, proc, payload, outbox, timeouts)
     finally:
@@ -118,6 +128,76 @@ async def _run_once(
     if isinstance(verdict, LLMError):
         raise verdict
     return verdict
+
+
+async def _end(proc: SpawnedCli, grace: float, name: str) -> None:
+    await end_process(proc, grace, name)
+    proc.release()
+
+
+async def start_standby(
+    spec: CliSpec, *, on_spawn: Callable[[int], None] | None = None
+) -> SpawnedCli:
+    """Start a process of ``spec`` before its prompt is known: a standby process.
+
+    Its argv, environment and folder are the spec's; stdin is an open pipe with nothing
+    written, so the CLI starts up and waits for its prompt. Hand it to a call with
+    `run_process_actor` (``standby=``), watch it meanwhile with `watch_standby`, and end
+    it with `end_standby` if no call takes it. Raises ValueError for a spec that cannot
+    (`CliSpec.standby_refusal_reason`), a PERMANENT `LLMError` if it cannot start.
+    Cancellation: as `Spawner.spawn`, the caller must own the result before awaiting.
+    """
+    refusal = spec.standby_refusal_reason()
+    if refusal is not None:
+        raise ValueError(f"standby is not possible for {spec.name}: {refusal}")
+    proc = await spawner_of(spec).spawn(spec, list(spec.argv), stdin_pipe=True)
+    if on_spawn is not None:
+        on_spawn(proc.pid)
+    return proc
+
+
+async def watch_standby(proc: SpawnedCli, spec: CliSpec | None = None) -> str:
+    """Wait until a standby process shows it cannot take its prompt; say what it did.
+
+    It exited, or it wrote to stdout or stderr (a CLI waiting for its prompt prints
+    nothing: output means an error, a prompt of its own, or a changed CLI). Cancel it to
+    stop watching; what it read is lost, which is fine: such a process is discarded.
+    With ``spec``: first sends it ``spec.standby_prelude``; with
+    ``spec.standby_writes_stderr`` stderr is left unread, for the call that takes it.
+    """
+    if spec is not None and spec.standby_prelude and proc.stdin is not None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await proc.stdin.send_all(spec.standby_prelude)  # if it exited: seen below
+    seen: list[str] = []
+    async with trio.open_nursery() as nursery:
+
+        async def pipe(stream: trio.abc.ReceiveStream, name: str) -> None:
+            data = await stream.receive_some(4096)
+            seen.append(f"it wrote {len(data)} bytes to {name}" if data else f"it closed {name}")
+            nursery.cancel_scope.cancel()
+
+        async def exit_status() -> None:
+            await proc.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(pipe, proc.stdout, "stdout")
+        if spec is None or not spec.standby_writes_stderr:
+            nursery.start_soon(pipe, proc.stderr, "stderr")
+        nursery.start_soon(exit_status)
+    if proc.returncode is None:
+        with trio.move_on_after(0.2):  # it closed or wrote because it is exiting
+            await proc.wait()
+    status = proc.returncode
+    what = " and ".join(seen)
+    if status is not None:
+        exited = f"it exited with status {status}"
+        what = f"{exited} ({what})" if what else exited
+    return f"{what} before its prompt"
+
+
+async def end_standby(proc: SpawnedCli, grace: float, name: str) -> None:
+    """Stop a standby process no call took, with the full stop sequence (shielded)."""
+    await _end(proc, grace, name)
 
 
 async def _supervise(
@@ -195,5 +275,8 @@ __all__ = [
     "ActorMessage",
     "CallOutcome",
     "ProcessRun",
+    "end_standby",
     "run_process_actor",
+    "start_standby",
+    "watch_standby",
 ]

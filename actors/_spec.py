@@ -31,6 +31,10 @@ MAX_ARG_BYTES = 32 * 4096 - 1
 DEFAULT_STDERR_TAIL_BYTES = 64 * 1024
 _MARK_BYTES = SUPERVISOR_MARK.encode()
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+ARG_STANDBY_REFUSAL = (
+    "the prompt is passed as an argument (prompt_via='arg'), so a process cannot start "
+    "before its prompt"
+)
 
 
 class Adapter(Protocol):
@@ -138,6 +142,16 @@ class CliSpec:
         backend: the `Spawner` that starts this CLI (`actors._backend`); None (the
             default) means real processes. `actors.simulated` gives a spec whose backend
             runs the fake CLI's script in process, on trio's clock.
+        standby_refusal: why a process of this CLI cannot be started ahead of its call
+            (``open_supervisor(standby=N)``), or None when it can. A spec with
+            ``prompt_via="arg"`` cannot whatever this says (see `standby_refusal_reason`).
+        stdin_encoder: with ``prompt_via="stdin"``, turns the prompt into the bytes written
+            to stdin (None: the prompt's UTF-8, verbatim); claude's gives one stream-json
+            user message line.
+        standby_prelude: bytes a standby process is sent on stdin as soon as it starts,
+            before its prompt (default none). A cold call never gets them.
+        standby_writes_stderr: the CLI writes to stderr before it reads its prompt; a
+            standby process doing so is kept (default False: any output discards it).
     """
 
     name: str
@@ -167,6 +181,25 @@ class CliSpec:
     with_system: Callable[[str], CliSpec] | None = attrs.field(default=None, eq=False)
     # What starts the CLI (None: a real process).
     backend: Spawner[CliSpec] | None = None
+    # Why this CLI cannot run standby processes (None: it can; see `standby_refusal_reason`).
+    standby_refusal: str | None = None
+    # How a prompt becomes stdin bytes (None: its UTF-8), e.g. claude's stream-json line.
+    stdin_encoder: Callable[[str], bytes] | None = None
+    # What a standby process gets on stdin at once, before its prompt (gemini: a newline,
+    # without which it stops waiting for stdin after 500 ms).
+    standby_prelude: bytes = b""
+    # The CLI writes to stderr before it reads its prompt (gemini's start-up warnings): a
+    # standby process doing so is not discarded, and the call's stderr gets those lines.
+    standby_writes_stderr: bool = False
+
+    def standby_refusal_reason(self) -> str | None:
+        """Why a process of this spec cannot be started before its prompt is known
+        (``standby_refusal``, or the prompt being an argument); None when it can."""
+        if self.standby_refusal is not None:
+            return self.standby_refusal
+        if self.prompt_via == "arg":
+            return ARG_STANDBY_REFUSAL
+        return None
 
     def build_argv(self, prompt: str) -> list[str]:
         """The exact argv for one call. The prompt is one element, never split or quoted."""
@@ -224,6 +257,8 @@ class CliSpec:
     def stdin_payload(self, prompt: str) -> bytes | None:
         """Bytes to write to stdin, or None when stdin is /dev/null."""
         if self.prompt_via == "stdin":
+            if self.stdin_encoder is not None:
+                return self.stdin_encoder(prompt)
             return prompt.encode("utf-8")
         return None
 

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from actors.lowlevel import (
     ActorDone,
     ActorMessage,
     CallOutcome,
+    end_standby,
     receive_soon,
     run_process_actor,
     sweep_orphaned_groups,
@@ -46,8 +48,10 @@ from ._policy._breaker import CircuitBreaker, Permit
 from ._policy._budget import RetryBudgetTracker
 from ._policy._fallback import next_cli
 from ._policy._intensity import RestartBackoff, RestartIntensity, RestartTracker, RestartType
+from ._policy._standby import StandbyConfig, StandbyPolicy
 from ._result import Result
 from ._retry import Attempted, RetryHandler
+from ._standby import StandbyHooks, StandbyPool, Taken, make_scratch_folder, remove_folder
 from ._stats import Counters, SupervisorStatistics
 
 # A library stays quiet unless its user configures logging.
@@ -77,6 +81,23 @@ async def ignore_event(_event: Event) -> None:
 def check_concurrency(concurrency: int) -> None:
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+
+
+def check_process_limit(limit: int | None) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"the process limit must be a positive integer or None, got {limit!r}")
+
+
+class ScratchFolder(str):
+    """The ``cwd`` of a call that runs each process in a fresh scratch folder of its own
+    (``Supervisor.ask(scratch=True)``); compared by identity, never used as a path."""
+
+    __slots__ = ()
+
+
+SCRATCH = ScratchFolder("<a fresh scratch folder per process>")
 
 
 @attrs.define
@@ -208,6 +229,9 @@ class Engine:
         breaker_wait: float = 0.0,
         rng: random.Random | None = None,
         fallbacks: Sequence[CliSpec] = (),
+        standby: StandbyConfig | None = None,
+        standby_scratch: bool = False,
+        retry_budget: RetryBudgetTracker | None = None,
     ) -> None:
         self._nursery = nursery
         self.cli = cli
@@ -228,11 +252,21 @@ class Engine:
         self._spawn_listeners: list[Callable[[int], None]] = []
         self._rng = rng or random.Random()
         self._restarts = RestartTracker(restart_intensity, clock=trio.current_time)
-        self.retry_budget = (
-            RetryBudgetTracker(retry.budget, clock=trio.current_time) if retry.budget else None
-        )
+        # An injected tracker (a fleet's shared one) replaces the one built from the config.
+        if retry_budget is None and retry.budget is not None:
+            retry_budget = RetryBudgetTracker(retry.budget, clock=trio.current_time)
+        self.retry_budget = retry_budget
         self._retry = RetryHandler(retry, rng=self._rng, budget=self.retry_budget)
         self._closed = False
+        # Processes alive (calls' and standby ones, spawning included), and their bound.
+        self._live = 0
+        self.process_limit: int | None = None
+        self._room_changed = trio.Event()
+        self._room_waiting = 0
+        self.standby = StandbyConfig() if standby is None else standby
+        self._standby: StandbyPool | None = None
+        if self.standby.standby:
+            self._standby = self._standby_pool(standby_scratch)
 
     # ------------------------------------------------------------------- hosting
 
@@ -305,6 +339,9 @@ class Engine:
         call in that folder. ``chain_from`` starts the chain at that CLI (1: the first
         fallback, for a conversation turn its own CLI refused).
         """
+        scratch = cwd is SCRATCH
+        if scratch:
+            cwd = None
         counters = self._counters
         counters.started += 1
         counters.in_flight += 1
@@ -322,7 +359,7 @@ class Engine:
                     attrs.evolve(link, spec=attrs.evolve(link.spec, cwd=cwd)) for link in links
                 )
             return await self._run_chain(
-                links, offset, prompt, on_event, may_retry, runner, adapt, system
+                links, offset, prompt, on_event, may_retry, runner, adapt, system, scratch
             )
         finally:
             counters.in_flight -= 1
@@ -337,6 +374,7 @@ class Engine:
         runner: Runner | None,
         adapt: Callable[[CliSpec], CliSpec] | None,
         system: str | None,
+        scratch: bool = False,
     ) -> Result:
         request_id = f"req-{next(_request_ids)}"
         started = trio.current_time()
@@ -346,11 +384,13 @@ class Engine:
             link = links[position]
             base = adapt(link.spec) if adapt else link.spec
             spec, text = with_system_prompt(base, prompt, system)
+            if spec.cwd != link.spec.cwd:  # a variant rebuilt from its CLI's own options
+                spec = attrs.evolve(spec, cwd=link.spec.cwd)
             call = CallRecord(request_id, spec.name, started)
             limiter: Limiter = NO_LIMIT
             run = runner
             if run is None:
-                run = functools.partial(self._run_actor, spec, text)
+                run = functools.partial(self._run_actor, spec, text, scratch)
                 limiter = self._limiter
             failures = _CallFailures()
             try:
@@ -477,21 +517,158 @@ class Engine:
             self._breaker_changed.set()
             self._breaker_changed = trio.Event()
 
-    async def _run_actor(self, spec: CliSpec, prompt: str, on_event: OnEvent) -> CallOutcome:
+    async def _run_actor(
+        self, spec: CliSpec, prompt: str, scratch: bool, on_event: OnEvent
+    ) -> CallOutcome:
+        taken: Taken | None = None
+        if self._standby is not None or self.process_limit is not None:
+            taken = await self._process_for(spec, scratch)
+        else:
+            self._live += 1
         send, receive = trio.open_memory_channel[ActorMessage](EVENT_BUFFER)
-        handle = await self.host(self._actor_main, spec, prompt, send)
+        try:
+            handle = await self.host(self._actor_main, spec, prompt, send, taken, scratch)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._drop(taken)
+            raise
         try:
             return await relay_until_done(receive, on_event, spec.name)
         finally:
             await handle.cancel_and_wait()
 
     async def _actor_main(
-        self, spec: CliSpec, prompt: str, send: trio.MemorySendChannel[ActorMessage]
+        self,
+        spec: CliSpec,
+        prompt: str,
+        send: trio.MemorySendChannel[ActorMessage],
+        taken: Taken | None,
+        scratch: bool,
     ) -> None:
+        folder = None
         try:
-            await run_process_actor(spec, prompt, send, self.timeouts, on_spawn=self.note_spawn)
+            if taken is not None:
+                folder = taken.folder
+            elif scratch:
+                folder = make_scratch_folder()
+                spec = attrs.evolve(spec, cwd=folder)
+            await run_process_actor(
+                spec,
+                prompt,
+                send,
+                self.timeouts,
+                on_spawn=self.note_spawn,
+                standby=None if taken is None else taken.proc,
+            )
         finally:
             send.close()  # not `async with`: its checkpoint would delay the handle's finish
+            remove_folder(folder)
+            self._process_ended()
+
+    # ------------------------------------------------- standby and the process limit
+
+    def _standby_pool(self, scratch: bool) -> StandbyPool:
+        hooks = StandbyHooks(
+            on_spawn=self.note_spawn,
+            room=self._standby_room,
+            refill_wait=self._refill_wait,
+            on_death=self._standby_died,
+            on_ready=self._signal_room,
+            reserve=self._reserve,
+            release=self._process_ended,
+            grace=self.timeouts.graceful_shutdown,
+        )
+        policy = StandbyPolicy(self.standby, clock=trio.current_time)
+        return StandbyPool(self.cli, policy, hooks, scratch=scratch)
+
+    def start_standby(self) -> None:
+        """Start the standby pool's refill loop (`open_engine` does, once)."""
+        if self._standby is not None:
+            self._nursery.start_soon(self._standby.run)
+
+    async def _process_for(self, spec: CliSpec, scratch: bool) -> Taken | None:
+        """A process slot for one call: a standby process when one of this spec is ready
+        (the call owns it), else room for a new process under the process limit (None).
+        Waits while the limit is reached, making room by stopping a standby process."""
+        pool = self._standby
+        eligible = pool is not None and spec is self.cli and scratch == pool.scratch
+        while True:
+            if eligible:
+                assert pool is not None
+                taken = await pool.take()
+                if taken is not None:
+                    return taken
+            limit = self.process_limit
+            if limit is None or self._live < limit:
+                self._live += 1
+                return None
+            if pool is not None and not eligible:
+                pool.evict_one()
+            changed = self._room_changed
+            self._room_waiting += 1
+            try:
+                await changed.wait()
+            finally:
+                self._room_waiting -= 1
+
+    async def _drop(self, taken: Taken | None) -> None:
+        """Give back a call's process slot that no actor took over."""
+        if taken is not None:
+            await end_standby(taken.proc, self.timeouts.graceful_shutdown, self.cli.name)
+            remove_folder(taken.folder)
+        self._process_ended()
+
+    def _reserve(self) -> None:
+        self._live += 1
+
+    def _process_ended(self) -> None:
+        self._live -= 1
+        if self._standby is not None:
+            self._standby.wake()
+        self._signal_room()
+
+    def _signal_room(self) -> None:
+        if self._room_waiting:
+            self._room_changed.set()
+            self._room_changed = trio.Event()
+
+    def _standby_room(self) -> float:
+        if self.process_limit is None:
+            return math.inf
+        return self.process_limit - self._live - self._room_waiting
+
+    def _refill_wait(self) -> float | None:
+        """While the primary's breaker is open, the seconds it stays so (None: refill)."""
+        return None if self.breaker is None else self.breaker.retry_after()
+
+    def _standby_died(self, reason: str) -> None:
+        """A standby process died before its prompt: a restart, counted against the
+        restart intensity; past it, standby stops refilling (calls then spawn as usual)."""
+        try:
+            self._restarts.record_restart(reason=f"standby process of {self.cli.name}: {reason}")
+        except RestartIntensityExceeded as exc:
+            assert self._standby is not None
+            self._standby.policy.stop(str(exc))
+            logger.error(
+                "standby processes of %s keep dying; no more are started: %s",
+                self.cli.name,
+                exc,
+                extra={"cli": self.cli.name},
+            )
+        else:
+            self._counters.restarts += 1
+
+    def set_process_limit(self, limit: int | None) -> None:
+        """Bound the processes alive at once, calls' and standby ones (None: no bound)."""
+        check_process_limit(limit)
+        self.process_limit = limit
+        pool = self._standby
+        if pool is not None:
+            excess = 0 if limit is None else self._live - limit
+            while excess > 0 and pool.evict_one():
+                excess -= 1
+            pool.wake()
+        self._signal_room()
 
     def set_concurrency(self, concurrency: int) -> None:
         """Change how many CLI processes may run at once, effective for the next spawns."""
@@ -557,7 +734,11 @@ class Engine:
     def statistics(self) -> SupervisorStatistics:
         """A frozen snapshot of the counters and the breaker state."""
         return self._counters.snapshot(
-            self.cli.name, self.concurrency, self.breaker, self.retry_budget
+            self.cli.name,
+            self.concurrency,
+            self.breaker,
+            self.retry_budget,
+            None if self._standby is None else self._standby.policy,
         )
 
     def breaker_of(self, name: str) -> CircuitBreaker | None:
@@ -581,6 +762,10 @@ async def open_engine(
     sweep_orphans: bool = True,
     rng: random.Random | None = None,
     fallback: Sequence[CliSpec] = (),
+    standby: int = 0,
+    standby_max_age: float = 600.0,
+    standby_scratch: bool = False,
+    retry_budget: RetryBudgetTracker | None = None,
 ) -> AsyncIterator[Engine]:
     """`open_supervisor`'s machinery: the `Engine`, with the same arguments and guarantees.
 
@@ -594,6 +779,10 @@ async def open_engine(
     check_concurrency(concurrency)
     if not breaker_wait >= 0:
         raise ValueError(f"breaker_wait must be >= 0 seconds, got {breaker_wait!r}")
+    standby_config = StandbyConfig(standby=standby, standby_max_age=standby_max_age)
+    refusal = cli.standby_refusal_reason() if standby else None
+    if refusal is not None:
+        raise ValueError(f"standby is not possible for {cli.name}: {refusal}")
     if sweep_orphans:
         sweep_orphaned_groups()
     try:
@@ -609,7 +798,11 @@ async def open_engine(
                 breaker_wait=breaker_wait,
                 rng=rng,
                 fallbacks=fallbacks,
+                standby=standby_config,
+                standby_scratch=standby_scratch,
+                retry_budget=retry_budget,
             )
+            engine.start_standby()
             try:
                 yield engine
             finally:

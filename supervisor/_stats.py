@@ -11,6 +11,7 @@ from actors import ErrorCategory
 
 from ._policy._breaker import CircuitBreaker, CircuitState
 from ._policy._budget import RetryBudgetTracker
+from ._policy._standby import StandbyPolicy
 
 
 @attrs.frozen
@@ -38,6 +39,14 @@ class SupervisorStatistics:
     # Calls moved from a CLI to the next of the fallback chain, by the CLI they left
     # (its name -> count); a call that falls back twice counts once for each CLI it left.
     fallbacks: Mapping[str, int] = attrs.field(factory=dict)
+    # Standby processes (``open_supervisor(standby=N)``): started and waiting for their
+    # prompt right now; handed to a call; thrown away because they exited or wrote
+    # something before their prompt; stopped and replaced for being older than
+    # ``standby_max_age``.
+    standby_ready: int = 0
+    standby_taken: int = 0
+    standby_discarded: int = 0
+    standby_recycled: int = 0
 
 
 @attrs.define
@@ -76,6 +85,7 @@ class Counters:
         concurrency: int,
         breaker: CircuitBreaker | None,
         budget: RetryBudgetTracker | None,
+        standby: StandbyPolicy | None = None,
     ) -> SupervisorStatistics:
         """The frozen `SupervisorStatistics` of these counters and the policies' state."""
         failures = Counter(self.failures_by_category)
@@ -101,4 +111,8 @@ class Counters:
             breaker_opened=breaker.opened_count if breaker else 0,
             retries_refused=budget.refused if budget else 0,
             fallbacks=dict(self.fallbacks),
+            standby_ready=standby.ready if standby else 0,
+            standby_taken=standby.taken if standby else 0,
+            standby_discarded=standby.discarded if standby else 0,
+            standby_recycled=standby.recycled if standby else 0,
         )

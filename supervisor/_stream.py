@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import attrs
 import trio
 
-from actors import Event, LLMError, TextDelta
+from actors import CliSpec, Event, LLMError, TextDelta
 
 from ._engine import Engine
 from ._result import Result
@@ -85,6 +86,7 @@ async def pump_stream(
     send: trio.MemorySendChannel[Event | StreamEnd],
     system: str | None = None,
     cwd: str | None = None,
+    adapt: Callable[[CliSpec], CliSpec] | None = None,
 ) -> None:
     """Run one call, sending its events and then its `StreamEnd` to the reader.
 
@@ -95,7 +97,7 @@ async def pump_stream(
     async with send:
         try:
             result = await engine.run_call(
-                prompt, forward, may_retry=forward.may_retry, system=system, cwd=cwd
+                prompt, forward, may_retry=forward.may_retry, system=system, cwd=cwd, adapt=adapt
             )
         except LLMError as error:
             end = StreamEnd(error=error)

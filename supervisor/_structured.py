@@ -10,6 +10,7 @@ retries). When the cap is reached the error is MALFORMED_OUTPUT and keeps the la
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -45,13 +46,14 @@ async def ask(
     max_reasks: int = DEFAULT_MAX_REASKS,
     system: str | None = None,
     cwd: str | None = None,
+    adapt: Callable[[CliSpec], CliSpec] | None = None,
 ) -> Result:
     """One call (``Supervisor.ask``): plain, or validated as ``output`` when given."""
     if output is not None:
         return await ask_structured(
-            engine, prompt, output, max_reasks=max_reasks, system=system, cwd=cwd
+            engine, prompt, output, max_reasks=max_reasks, system=system, cwd=cwd, adapt=adapt
         )
-    return await engine.run_call(prompt, system=system, cwd=cwd)
+    return await engine.run_call(prompt, system=system, cwd=cwd, adapt=adapt)
 
 
 async def ask_structured(
@@ -63,10 +65,12 @@ async def ask_structured(
     strict: bool = True,
     system: str | None = None,
     cwd: str | None = None,
+    adapt: Callable[[CliSpec], CliSpec] | None = None,
 ) -> Result:
     """Ask until the answer validates as ``output`` (at most ``max_reasks`` re-asks).
 
-    Each CLI of the fallback chain gets its own native schema option where it has one.
+    Each CLI of the fallback chain gets its own native schema option where it has one
+    (after ``adapt``, the caller's own derivation of each spec, when given).
     """
     if max_reasks < 0:
         raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
@@ -74,13 +78,15 @@ async def ask_structured(
     schema = output.model_json_schema()
     instructions = schema_instructions(output)
 
-    def adapt(spec: CliSpec) -> CliSpec:
+    def with_schema(spec: CliSpec) -> CliSpec:
+        if adapt is not None:
+            spec = adapt(spec)
         return spec.output_schema(schema) if spec.output_schema else spec
 
     attempts = 0
     current = prompt + instructions
     for reask in range(max_reasks + 1):
-        result = await engine.run_call(current, adapt=adapt, system=system, cwd=cwd)
+        result = await engine.run_call(current, adapt=with_schema, system=system, cwd=cwd)
         attempts += result.attempts
         data, problem = extractor.extract_json(_answer_text(result), output, strict=strict)
         if problem is None:

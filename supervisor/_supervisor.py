@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from actors import CliSpec, Event, LLMError, TimeoutConfig
 
 from ._conversation import Conversation
-from ._engine import EVENT_BUFFER, Engine, TaskHandle, check_concurrency, open_engine
+from ._engine import EVENT_BUFFER, SCRATCH, Engine, TaskHandle, check_concurrency, open_engine
 from ._fanout import MapStream, Prompts, map_in_order, map_stream
 from ._history import ConversationManager
 from ._policy._backoff import RetryConfig
@@ -66,6 +66,17 @@ class Supervisor:
         return self._engine.breaker_of(cli)
 
     @property
+    def standby(self) -> int:
+        """How many standby processes it keeps (``open_supervisor(standby=N)``)."""
+        return self._engine.standby.standby
+
+    @property
+    def process_limit(self) -> int | None:
+        """The most CLI processes alive at once, calls' and standby ones (None: no bound
+        beyond ``concurrency``); see `set_process_limit`."""
+        return self._engine.process_limit
+
+    @property
     def concurrency(self) -> int:
         """How many CLI processes may run at once (see `set_concurrency`)."""
         return self._engine.concurrency
@@ -96,6 +107,8 @@ class Supervisor:
         max_reasks: int = DEFAULT_MAX_REASKS,
         system: str | None = None,
         cwd: str | None = None,
+        adapt: Callable[[CliSpec], CliSpec] | None = None,
+        scratch: bool = False,
     ) -> Result:
         """Run one call; return its `Result` or raise `LLMError`.
 
@@ -108,7 +121,13 @@ class Supervisor:
         ``Result.cli`` names the CLI that answered and ``Result.fallback`` is True.
 
         ``cwd``: run this call's CLI (and any fallback) in that folder instead of the
-        spec's own ``cwd`` (``llmsup serve`` gives each call a scratch folder).
+        spec's own ``cwd``. ``scratch=True`` instead runs each process of the call in a
+        fresh scratch folder of its own, removed with whatever the CLI left there when
+        the process ends (``llmsup serve``); with ``open_supervisor(standby_scratch=True)``
+        such a call takes a standby process, already started in its folder.
+
+        ``adapt``: derives this call's spec from each CLI's spec of the chain (``llmsup
+        serve``'s per-request model and tool policy); the call's ``cwd`` still applies.
 
         With ``output`` (a pydantic model) the answer must be JSON of that shape:
         ``Result.data`` is the validated instance. The schema is put into the prompt (and
@@ -119,23 +138,39 @@ class Supervisor:
         Cancellation: the current attempt's process tree is stopped (shielded, bounded
         by ``graceful_shutdown`` plus a few seconds) before `trio.Cancelled` propagates.
         """
+        cwd = _call_folder(cwd, scratch)
         return await ask(
-            self._engine, prompt, output, max_reasks=max_reasks, system=system, cwd=cwd
+            self._engine,
+            prompt,
+            output,
+            max_reasks=max_reasks,
+            system=system,
+            cwd=cwd,
+            adapt=adapt,
         )
 
     @asynccontextmanager
     async def stream(
-        self, prompt: str, *, system: str | None = None, cwd: str | None = None
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        cwd: str | None = None,
+        adapt: Callable[[CliSpec], CliSpec] | None = None,
+        scratch: bool = False,
     ) -> AsyncIterator[ResponseStream]:
         """Stream one call's events: ``async with sup.stream(p) as events: async for ...``.
 
         A failed attempt is retried, or moved to a fallback CLI, only while no text has
         reached the reader. Leaving the block early stops the call and its process. After
         the block, ``events.result`` is the `Result` (see `ResponseStream.result`).
-        ``system`` and ``cwd`` work as in `ask`.
+        ``system``, ``cwd``, ``adapt`` and ``scratch`` work as in `ask`.
         """
+        cwd = _call_folder(cwd, scratch)
         send, receive = trio.open_memory_channel[Event | StreamEnd](EVENT_BUFFER)
-        handle = await self._engine.host(pump_stream, self._engine, prompt, send, system, cwd)
+        handle = await self._engine.host(
+            pump_stream, self._engine, prompt, send, system, cwd, adapt
+        )
         try:
             yield ResponseStream(receive)
         finally:
@@ -240,6 +275,23 @@ class Supervisor:
         """Change how many CLI processes may run at once, effective for the next spawns."""
         self._engine.set_concurrency(concurrency)
 
+    def set_process_limit(self, limit: int | None) -> None:
+        """Bound the CLI processes alive at once, calls' and standby ones together (a
+        memory budget's bound; None, the default, bounds only calls, by ``concurrency``).
+
+        Standby processes are refilled only below the limit; a call that needs a new
+        process when it is reached stops a standby process to make room, or waits.
+        """
+        self._engine.set_process_limit(limit)
+
+
+def _call_folder(cwd: str | None, scratch: bool) -> str | None:
+    if not scratch:
+        return cwd
+    if cwd is not None:
+        raise ValueError("a call takes cwd= or scratch=True, not both")
+    return SCRATCH
+
 
 @asynccontextmanager
 async def open_supervisor(
@@ -254,6 +306,10 @@ async def open_supervisor(
     sweep_orphans: bool = True,
     rng: random.Random | None = None,
     fallback: Sequence[CliSpec] = (),
+    standby: int = 0,
+    standby_max_age: float = 600.0,
+    standby_scratch: bool = False,
+    retry_budget: RetryBudgetTracker | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Open a supervisor for ``cli``: ``async with open_supervisor(spec) as sup: ...``.
 
@@ -277,11 +333,46 @@ async def open_supervisor(
             ``cli`` (a session belongs to one CLI). Each fallback has its own breaker: a
             fresh `CircuitBreaker` with ``breaker``'s configuration (none without one).
             ``statistics().fallbacks`` counts the calls that left each CLI.
+        standby: how many processes of ``cli`` to keep started and waiting for their
+            prompt (0, the default: none, behaviour unchanged). A call takes a ready one
+            instead of spawning, so it does not pay the CLI's start-up, and the pool
+            refills at once in the background. Each call still gets its own process.
+            Only for CLIs that read the prompt from stdin: a ValueError names the CLI and
+            the reason otherwise (`CliSpec.standby_refusal_reason`).
+
+            Per argv: standby is for the plain call only, the spec ``cli`` as is (its
+            argv, environment and ``cwd``). A call with another argv or folder spawns as
+            usual: a structured call through the CLI's native schema option
+            (``--json-schema``, ``--output-schema``), a system prompt passed natively, a
+            resumed session, a per-call ``cwd=`` or ``adapt=``, a fallback CLI. (A
+            structured call or system prompt that goes into the prompt text keeps the
+            plain argv and takes a standby process.)
+
+            Health: a standby process that exits or writes anything (stdout or stderr)
+            before its prompt is discarded, counted (``statistics().standby_discarded``)
+            and replaced, never handed out; each such death is a restart, counted
+            against ``restart_intensity``, and past it no more are started (calls spawn
+            as usual). While the breaker is open none is refilled. Standby processes
+            count for `Supervisor.set_process_limit` (a memory budget), not for
+            ``concurrency``.
+        standby_max_age: seconds after which an unused standby process is stopped and
+            replaced (``statistics().standby_recycled``), so that changed credentials
+            and configuration are picked up. Default 600.
+        standby_scratch: start each standby process in a fresh scratch folder of its own
+            (removed with the process); such processes serve calls made with
+            ``scratch=True`` (``llmsup serve``), and plain calls spawn as usual.
+        retry_budget: the retry budget's running account to use instead of one built from
+            ``retry.budget`` (None, the default: built from it, or no budget without one).
+            When given, its own ``budget`` is the one every retry is checked against
+            (``retry.budget`` is then not used) and its refusals are the ones
+            ``statistics().retries_refused`` counts. A tracker shared by several
+            supervisors gives them one budget (a fleet's, `supervisor.ray`).
 
     On exit, on error, on cancellation and on Ctrl+C every actor is stopped with the full
     stop sequence before this returns. Errors from the body come out as themselves, never
     wrapped in an exception group.
     """
+    # Long because: the docstring is the reference of every argument.
     async with open_engine(
         cli,
         retry=retry,
@@ -293,5 +384,9 @@ async def open_supervisor(
         sweep_orphans=sweep_orphans,
         rng=rng,
         fallback=fallback,
+        standby=standby,
+        standby_max_age=standby_max_age,
+        standby_scratch=standby_scratch,
+        retry_budget=retry_budget,
     ) as engine:
         yield Supervisor(engine)

@@ -7,11 +7,15 @@
 - ``LLMSUP_REQUIRE_REAL_CLIS=1`` (set by ``.ci/run``): a skipped test fails instead, naming the
   reason, so CI can never go green without the real-CLI coverage. Without it (a user without
   npm), real-CLI tests skip with a one-line reason that says how to enable them.
+- SIGINT: a runner that starts the suite as a non-interactive shell's background job hands
+  it SIGINT ignored, and every Python child would then inherit that and ignore Ctrl+C. The
+  suite restores the default, so the Ctrl+C tests test Ctrl+C, not the runner.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Generator
 
 import pytest
@@ -28,6 +32,9 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _skips_fail() -> bool:

@@ -8,17 +8,21 @@ Pointing the library at it
     at a gateway or a local emulator. Pass these through ``env=``.
 
 How it is run (verified with claude 2.1.197)
-    ``claude -p --output-format stream-json --verbose [--include-partial-messages]
-    TOOL-FLAGS [--model=M] [--system-prompt=S] [--append-system-prompt=S] [--max-turns=N]
-    [--resume=ID] *extra_args`` with the prompt written to **stdin** (then closed).
+    ``claude -p --output-format stream-json --verbose --input-format stream-json
+    [--include-partial-messages] TOOL-FLAGS [--model=M] [--system-prompt=S]
+    [--append-system-prompt=S] [--max-turns=N] [--resume=ID] *extra_args`` with the prompt
+    written to **stdin** as one stream-json user message line (then closed), as the Claude
+    Agent SDK does (see ``_IO_FLAGS`` for each of its flags, adopted or not, and why).
     TOOL-FLAGS carry the tool policy (see `claude()`); under the default ``tools="none"``
     (``--tools= --strict-mcp-config``) the request defines no tool at all.
-    ``claude -p`` reads its prompt from stdin verbatim (``--help``, ``-p``,
-    ``--model x``, ``$(touch y)``, newlines and all), so nothing in a prompt can become a
-    flag, and prompts are not limited by the 128 KiB per-argument limit of ``execve``.
+    The message's text reaches the model verbatim (``--help``, ``-p``, ``--model x``,
+    ``$(touch y)``, newlines and all), so nothing in a prompt can become a flag, and
+    prompts are not limited by the 128 KiB per-argument limit of ``execve``. Read this way,
+    claude waits for its prompt however long it takes (in plain-text mode it gives stdin
+    3 s, then fails "Input must be provided"), which a standby process needs.
     Option values use the ``--flag=value`` form so a value starting with ``-`` (a system
-    prompt such as ``"- be terse"``) stays a value. An empty prompt is refused by the CLI
-    ("Input must be provided ..."): PERMANENT.
+    prompt such as ``"- be terse"``) stays a value. An empty prompt reaches the model as
+    claude's own "(no content)".
 
 Its own retries
     For 429, 529, 5xx, 401 and connection errors the CLI retries **internally**, up to 10
@@ -170,6 +174,24 @@ _TOOL_FLAGS: dict[ToolPolicy, tuple[str, ...]] = {
     "edit": (f"--tools={_EDIT_TOOLS}", "--permission-mode=acceptEdits", "--strict-mcp-config"),
     "full": ("--permission-mode=bypassPermissions",),
 }
+# How claude reads its prompt and writes its events, compared flag by flag with the Claude
+# Agent SDK's ``query()`` (its subprocess transport runs ``claude --output-format stream-json
+# --verbose --system-prompt "" --input-format stream-json`` with CLAUDE_CODE_ENTRYPOINT=sdk-py;
+# measured side by side against the emulator with claude 2.1.197):
+# - ``--output-format stream-json --verbose``: the same (one JSON event per line).
+# - ``--input-format stream-json``: adopted. The prompt is one stream-json user message on
+#   stdin (`_user_message_line`), still never in argv. In text mode claude waits only 3 s for
+#   the first stdin byte, then "proceeds without it" and fails ("Input must be provided"), so
+#   a process started before its prompt (``standby=``) would lose it; this way it waits.
+# - ``-p``: kept (the SDK leaves it out): print mode, said explicitly.
+# - ``--system-prompt ""``: not adopted by default: it drops claude's own agent instructions
+#   (the request shrinks from 6.9 KB to 1.1 KB) and so changes the answers; ``system_prompt=``
+#   or ``spec.with_system(text)`` do it on request. Per-call CPU time -4 %, within noise.
+# - ``--setting-sources``: not adopted (the SDK passes it only when asked): it would ignore
+#   the user's own claude settings. -5 % CPU, within noise.
+# - ``CLAUDE_CODE_ENTRYPOINT=sdk-py``: not adopted: it tells claude its caller is the Python
+#   SDK, which this is not; no measurable change.
+_IO_FLAGS = ("--output-format", "stream-json", "--verbose", "--input-format", "stream-json")
 # Tools the runtime lets through under "none": ``--json-schema`` makes claude offer
 # ``StructuredOutput``, whose input IS the structured answer (nothing runs).
 CLAUDE_PERMITTED_TOOLS = frozenset({"StructuredOutput"})
@@ -670,7 +692,7 @@ class _ClaudeOptions:
     tools: ToolPolicy = "none"
 
     def argv(self, program: str) -> tuple[str, ...]:
-        argv = [program, "-p", "--output-format", "stream-json", "--verbose"]
+        argv = [program, "-p", *_IO_FLAGS]
         if self.partial_messages:
             argv.append("--include-partial-messages")
         argv.extend(_TOOL_FLAGS[self.tools])
@@ -703,11 +725,8 @@ def _claude_spec(program: str, options: _ClaudeOptions) -> CliSpec:
 
     def warm(session_id: str | None) -> WarmLaunch:
         base = variant(resume=session_id)
-        # The same options, reading one stream-json user message per line from stdin.
-        return WarmLaunch(
-            argv=(base.argv[0], "--input-format", "stream-json", *base.argv[1:]),
-            encode_turn=_user_message_line,
-        )
+        # The same argv: it already reads stream-json user messages, one per stdin line.
+        return WarmLaunch(argv=base.argv, encode_turn=_user_message_line)
 
     return CliSpec(
         sweep_session=True,  # helpers may leave the group (codex's sandbox does)
@@ -716,6 +735,7 @@ def _claude_spec(program: str, options: _ClaudeOptions) -> CliSpec:
         adapter_factory=ClaudeAdapter,
         classifier=ClaudeClassifier(),
         prompt_via="stdin",
+        stdin_encoder=_user_message_line,
         env={"CLAUDE_CODE_MAX_RETRIES": "0", **(options.env or {})},
         cwd=options.cwd,
         output_schema=lambda schema: variant(json_schema=schema),

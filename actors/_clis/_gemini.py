@@ -25,6 +25,19 @@ How it is run (verified with gemini 0.61.0)
     turn readable; the same message after a non-empty write is then RETRYABLE.
     ``--resume`` takes a session id from an earlier result (or ``latest``, or an index).
 
+Standby (``open_supervisor(standby=N)``): held with one newline (verified with 0.61.0)
+    gemini's ``readStdin`` (packages/cli/src/utils/readStdin.ts in its bundle) arms a 500 ms
+    timer (``pipedInputShouldBeAvailableInMs``) when it begins reading, which is after
+    ``await config.initialize()`` in ``main()``, about 1.3-1.8 s after the spawn here; with
+    no byte by then it resolves with no input and exits 42. Measured: a prompt written
+    1-2 s after the spawn is answered, one written 4 s after is lost (exit 42 at ~2 s). So
+    a standby gemini is sent a newline at once (``standby_prelude``): the timer is cleared
+    by the first chunk and gemini then reads to EOF, however late the prompt comes. The
+    model therefore gets a standby call's prompt after one newline (a cold call's
+    verbatim). Its start-up warnings on stderr before it reads stdin ("256-color support
+    not detected", "Ripgrep is not available") are expected (``standby_writes_stderr``).
+    A pty is no way out: with a terminal on stdin gemini goes interactive.
+
 Its own retries
     On 429, 5xx and connection errors gemini retries with backoff for minutes (up to 10
     attempts) and prints **nothing on stdout** meanwhile; stderr shows each attempt:
@@ -189,6 +202,10 @@ _LOST_PROMPT = (
     " stdin only 500 ms to become readable, which a loaded machine can miss; a retry"
     " usually succeeds"
 )
+
+# A standby gemini's stdin gets one newline at once: readStdin's 500 ms timer is cleared by
+# the first chunk, and gemini then reads to EOF however late the prompt comes.
+GEMINI_STANDBY_PRELUDE = b"\n"
 
 # What gemini 0.61.0 prints (stderr, exit 42) when ``--resume`` names a session it does not
 # have: "Error resuming session: No previous sessions found for this project." (no session
@@ -668,4 +685,6 @@ def _gemini_spec(program: str, options: _GeminiOptions) -> CliSpec:
         session=SessionSupport(resume=resumed),
         tools=options.tools,
         with_system=with_system,
+        standby_prelude=GEMINI_STANDBY_PRELUDE,
+        standby_writes_stderr=True,  # start-up warnings come before it reads stdin
     )

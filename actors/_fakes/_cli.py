@@ -261,6 +261,25 @@ def _load_plan(sources: list[tuple[str, str]]) -> Plan:
     return validate_plan(raw)
 
 
+def _mark(plan: Plan, what: bytes) -> None:
+    """Append ``what PID`` to the plan's ``startup_marker`` file, if it has one."""
+    path = plan["startup_marker"]
+    if path is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        _write_all(fd, what + b" " + str(os.getpid()).encode() + b"\n")
+    finally:
+        os.close(fd)
+
+
+def _start_up(plan: Plan) -> None:
+    """The plan's start-up work (``startup_s``), before the prompt is read; then the marker."""
+    if plan["startup_s"]:
+        time.sleep(plan["startup_s"])
+    _mark(plan, b"ready")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (``llmsup-fake``). Returns the exit status; may also exit the process."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a closed reader ends us quietly
@@ -278,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if plan["ignore_sigterm"]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = int.from_bytes(os.urandom(8), "big")
+    _start_up(plan)
     try:
         if options["serve"] or plan["serve"]:
             if options["prompt_stdin"]:
@@ -289,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             prompt = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
         else:
             prompt = options["prompt"] or ""
+        _mark(plan, b"prompt")
         return one_shot(plan, prompt, options["dialect"], seed)
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -39,7 +39,8 @@ Use `fake_argv` to get the command line::
 
 From a shell: ``llmsup-fake --plan '{"rate_limit_retry_after_s": 3}' -- "hello"``.
 
-Order of events in one call: ``latency_s`` sleep, ``stderr_bytes``, then either the injected
+Order of events in one call: ``startup_s`` sleep (before the prompt is read: the start-up
+cost a standby process hides), ``latency_s`` sleep, ``stderr_bytes``, then either the injected
 error (stderr line, exit 1) or ``session_started``, ``hang``, ``malformed_line``,
 ``oversized_line_bytes``, the deltas (with ``crash_after_chunks``/``hang_after_chunks``
 checked before each one), the result, and finally ``exit_code``. A bad plan makes the script
@@ -130,6 +131,11 @@ _DOC = {
     " EOF. Same as the --serve flag.",
     "crash_after_requests": "Serve mode: after answering this many requests, exit with status 3"
     " when the next request arrives.",
+    "startup_s": "Seconds of start-up work before the fake reads its prompt (from stdin or"
+    " argv), as a real CLI loads itself: the cost a standby process hides. The simulated"
+    " backend sleeps it on trio's clock.",
+    "startup_marker": "A file the fake appends 'ready PID' to when its start-up is done and"
+    " 'prompt PID' to when it has read its prompt (tests show a call did not pay start-up).",
     "rules": "Per-call overrides: the first rule that applies to a call (by match and/or calls)"
     " has its keys applied on top of this plan.",
     "match": "Apply this rule when this string is a substring of the prompt ('' matches all)."
@@ -151,6 +157,7 @@ _NULLABLE = frozenset(
         "oversized_line_bytes",
         "state_dir",
         "error_exit_code",
+        "startup_marker",
     }
 )
 
@@ -162,9 +169,9 @@ def _doc(name: str) -> str:
 class FaultRule(BaseModel):
     """Faults for the prompts that contain ``match``; unset keys inherit the base plan.
 
-    Every `FaultPlan` key except the process-wide ``rules``, ``serve`` and
-    ``crash_after_requests`` may be set. Keys that are not nullable in the plan may not be
-    set to None here (leave them out instead).
+    Every `FaultPlan` key except the process-wide ``rules``, ``serve``,
+    ``crash_after_requests``, ``startup_s`` and ``startup_marker`` may be set. Keys that
+    are not nullable in the plan may not be set to None here (leave them out instead).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -273,6 +280,8 @@ class FaultPlan(BaseModel):
     crash_after_requests: _Count | None = Field(
         default=None, description=_doc("crash_after_requests")
     )
+    startup_s: _Seconds = Field(default=0.0, description=_doc("startup_s"))
+    startup_marker: _StateDir | None = Field(default=None, description=_doc("startup_marker"))
     rules: Sequence[FaultRule] = Field(default=(), description=_doc("rules"))
 
     @field_validator("rules", mode="after")

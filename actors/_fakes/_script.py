@@ -179,13 +179,17 @@ _FIELDS: dict[str, tuple[object, object]] = {
     "fail_retry_after_s": ("float", 1.0),
     "serve": ("bool", False),
     "crash_after_requests": ("int?", None),
+    "startup_s": ("float", 0.0),
+    "startup_marker": ("dir?", None),
     "rules": ("rules", []),
 }
 
 PLAN_KEYS: frozenset[str] = frozenset(_FIELDS)
 """Every key a fault plan may have (the fields of ``actors._fakes._plan.FaultPlan``)."""
 
-PROCESS_KEYS: frozenset[str] = frozenset({"rules", "serve", "crash_after_requests"})
+PROCESS_KEYS: frozenset[str] = frozenset(
+    {"rules", "serve", "crash_after_requests", "startup_s", "startup_marker"}
+)
 """Keys that describe the whole process, so a rule may not set them."""
 
 RULE_KEYS: frozenset[str] = (PLAN_KEYS - PROCESS_KEYS) | {"match", "calls"}

@@ -256,7 +256,12 @@ class SimulatedCli:
         simulated time.
         """
         rest: Iterator[_script.Action] | None = None
-        if not prompt_from_stdin and "--serve" not in argv and not self._plan["serve"]:
+        if (
+            not prompt_from_stdin
+            and "--serve" not in argv
+            and not self._plan["serve"]
+            and not self._plan["startup_s"]
+        ):
             rest = self._run_eagerly(argv)
             if rest is None:
                 return  # it exited
@@ -336,6 +341,8 @@ class SimulatedCli:
     ) -> int:
         with self._main:
             try:
+                if rest is None and self._plan["startup_s"]:
+                    await trio.sleep(self._plan["startup_s"])  # start-up, before the prompt
                 if rest is not None:
                     steps = rest
                 elif "--serve" in argv or self._plan["serve"]:

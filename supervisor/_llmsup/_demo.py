@@ -9,6 +9,7 @@ time, after which half-open trials close it again.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import random
 import statistics
@@ -66,12 +67,19 @@ def _prompts(count: int, seed: int) -> list[str]:
     return [f"[{name}] question {i + 1:02d}" for i, name in enumerate(chosen)]
 
 
+# The prompt the current task is asking: each prompt's task sets it, and the retry log
+# records its call emits (in that same task) are printed under the prompt's own name, the
+# one its progress row shows.
+_ASKING: contextvars.ContextVar[str] = contextvars.ContextVar("llmsup_demo_asking")
+
+
 class _RetryPrinter(logging.Handler):
     """Prints the supervisor's structured retry log records as progress lines."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("attempt"):
-            print(f"  ↻ {getattr(record, 'request_id', '?')}: {record.getMessage()}")
+            name = _ASKING.get(None) or getattr(record, "request_id", "?")
+            print(f"  ↻ {name}: {record.getMessage()}")
 
 
 async def run_demo(count: int = 24, concurrency: int = 8, seed: int = 7) -> int:
@@ -145,6 +153,7 @@ async def _ask_all(
     """Ask every prompt at once, printing each outcome as it comes."""
 
     async def one(prompt: str) -> None:
+        _ASKING.set(prompt)  # this task's own context: only its calls' records see it
         try:
             outcome: Result | LLMError = await sup.ask(prompt)
         except LLMError as error:

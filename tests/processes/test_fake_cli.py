@@ -213,9 +213,13 @@ def test_bad_plan_exits_2_naming_the_key(plan_json: str, needle: str) -> None:
 def test_plan_keys_match_the_models() -> None:
     assert set(FaultPlan.model_fields) == _fake_cli.PLAN_KEYS
     assert set(FaultRule.model_fields) == _fake_cli.RULE_KEYS
-    assert {"rules", "serve", "crash_after_requests"} == _fake_cli.PLAN_KEYS - (
-        _fake_cli.RULE_KEYS - {"match"}
-    )
+    assert {
+        "rules",
+        "serve",
+        "crash_after_requests",
+        "startup_s",
+        "startup_marker",
+    } == _fake_cli.PLAN_KEYS - (_fake_cli.RULE_KEYS - {"match"})
 
 
 def test_script_accepts_every_plan_field() -> None:

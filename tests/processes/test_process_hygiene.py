@@ -230,10 +230,13 @@ def test_ctrl_c_stops_every_cli_process() -> None:
     token = marker()
     script = textwrap.dedent(
         f"""
-        import sys, trio
+        import signal, sys, trio
         sys.path.insert(0, {os.getcwd()!r})
         import actors
         from supervisor import open_supervisor, TimeoutConfig
+
+        # As from a terminal, whatever the runner's SIGINT disposition was.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         async def main():
             spec = actors.fake({STUBBORN_TREE!r})

@@ -141,12 +141,12 @@ def test_plan_with_bad_value_names_the_key(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_plan_only_applies_to_the_fake(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ask", "--cli", "cat", "--plan", "{}", "x"]) == EXIT_USAGE
+    assert main(["ask", "--command", "cat", "--plan", "{}", "x"]) == EXIT_USAGE
     assert "--plan only applies to --cli fake" in capsys.readouterr().err
 
 
 def test_missing_binary_is_permanent_and_named() -> None:
-    proc = llmsup("ask", "--cli", "no-such-binary-xyz", "x")
+    proc = llmsup("ask", "--command", "no-such-binary-xyz", "x")
     assert proc.returncode == EXIT_CODES[ErrorCategory.PERMANENT] == 7
     line = _error_line(proc.stderr)
     assert line.startswith("llmsup: error [permanent]")

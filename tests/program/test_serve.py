@@ -187,8 +187,8 @@ async def test_open_breaker_is_503_with_retry_after_and_shows_in_health() -> Non
     assert assert_error(later, 503, "circuit_open")["retry_after"] == 17.5
     assert later.headers["Retry-After"] == "18"  # whole seconds, rounded up
     assert metric(metrics, "llmsup_breaker_state") == 2
-    assert metric(metrics, 'llmsup_calls_total{outcome="circuit_open"}') == 2
-    assert metric(metrics, 'llmsup_calls_total{outcome="retryable"}') == 1
+    assert metric(metrics, 'llmsup_calls_total{cli="fake",outcome="circuit_open"}') == 2
+    assert metric(metrics, 'llmsup_calls_total{cli="fake",outcome="retryable"}') == 1
 
 
 async def test_timeout_is_504() -> None:
@@ -250,7 +250,7 @@ async def test_an_internal_error_never_reaches_the_client(monkeypatch: pytest.Mo
     assert "secret" not in response.text
     assert "RuntimeError" not in response.text
     assert error["message"]
-    assert metric(metrics, 'llmsup_calls_total{outcome="internal"}') == 1
+    assert metric(metrics, 'llmsup_calls_total{cli="fake",outcome="internal"}') == 1
 
 
 # ------------------------------------------------------------------------------- /stream
@@ -298,7 +298,7 @@ async def test_a_client_leaving_a_stream_stops_the_cli() -> None:
             assert live_processes_with(token)
         assert await wait_until_gone(token, 5.0) == []
         metrics = (await client.get("/metrics")).text
-    assert metric(metrics, 'llmsup_calls_total{outcome="cancelled"}') == 1
+    assert metric(metrics, 'llmsup_calls_total{cli="fake",outcome="cancelled"}') == 1
 
 
 async def test_a_client_leaving_an_ask_stops_the_cli() -> None:
@@ -345,10 +345,10 @@ async def test_health_and_metrics_report_the_supervisor() -> None:
         "llmsup_breaker_state",
     ):
         assert name in text
-    assert metric(text, 'llmsup_calls_total{outcome="ok"}') == 3
-    assert metric(text, 'llmsup_calls_total{outcome="rate_limit"}') == 1
-    assert metric(text, 'llmsup_calls_total{outcome="timeout"}') == 0
-    assert metric(text, "llmsup_call_duration_seconds_count") == 4
+    assert metric(text, 'llmsup_calls_total{cli="fake",outcome="ok"}') == 3
+    assert metric(text, 'llmsup_calls_total{cli="fake",outcome="rate_limit"}') == 1
+    assert metric(text, 'llmsup_calls_total{cli="fake",outcome="timeout"}') == 0
+    assert metric(text, 'llmsup_call_duration_seconds_count{cli="fake"}') == 4
     assert metric(text, "llmsup_in_flight") == 0
     assert metric(text, "llmsup_processes_spawned_total") == 4
     # The rate limit's retry-after hint opened the breaker.
@@ -425,7 +425,7 @@ async def test_200_concurrent_asks_are_all_answered() -> None:
                 nursery.start_soon(one, i)
         metrics = (await client.get("/metrics")).text
     assert statuses == [200] * 200
-    assert metric(metrics, 'llmsup_calls_total{outcome="ok"}') == 200
+    assert metric(metrics, 'llmsup_calls_total{cli="fake",outcome="ok"}') == 200
 
 
 # ------------------------------------------------------------------------ SIGTERM, SIGINT

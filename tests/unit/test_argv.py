@@ -4,6 +4,7 @@ argv and environment.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +45,13 @@ def test_prompts_go_to_stdin_verbatim_and_never_into_argv(cli: str, prompt: str)
     spec = FACTORIES[cli]("/opt/bin/" + cli)
     assert spec.prompt_via == "stdin"
     assert spec.build_argv(prompt) == list(spec.argv)  # the same argv for every prompt
-    assert spec.stdin_payload(prompt) == prompt.encode("utf-8")
+    payload = spec.stdin_payload(prompt)
+    if cli == "claude":  # one stream-json user message line (--input-format stream-json)
+        assert payload is not None and payload.endswith(b"\n") and payload.count(b"\n") == 1
+        message = json.loads(payload)
+        assert message == {"type": "user", "message": {"role": "user", "content": prompt}}
+    else:
+        assert payload == prompt.encode("utf-8")
     assert spec.argv[0] == "/opt/bin/" + cli
 
 
@@ -65,6 +72,8 @@ def test_claude_argv() -> None:
         "--output-format",
         "stream-json",
         "--verbose",
+        "--input-format",  # the prompt is a stream-json user message on stdin
+        "stream-json",
         "--include-partial-messages",
         "--tools=",  # tools="none" (the default): no tool is defined at all
         "--strict-mcp-config",

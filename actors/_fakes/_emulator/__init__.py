@@ -33,7 +33,8 @@ Rules and faults
 The first rule that applies to a request answers it; with no applicable rule the emulator
 echoes (``"echo: {prompt}"``). The prompt is the latest user message's text without the
 context blocks the CLIs add (``<system-reminder>``, ``<environment_context>``,
-``<session_context>``, ...). A rules file holds a JSON list (or ``{"rules": [...]}``)::
+``<session_context>``, ...). A rules file holds a JSON list (or ``{"rules": [...]}``);
+``llmsup emulate --help`` describes it too::
 
     [
       {"match": "boom", "fault": {"kind": "status", "status": 429, "retry_after": 20}, "times": 2},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+from actors.lowlevel import mem_available as mem_available
+
 from .._options import BadUsage
 
 MIB = 1024 * 1024
@@ -31,18 +33,6 @@ def parse_size(text: str) -> int:
     if size < 1:
         raise BadUsage(f"--memory-budget {text!r}: must be more than 0")
     return size
-
-
-def mem_available() -> int | None:
-    """MemAvailable from /proc/meminfo, in bytes (None where there is no such file)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def tree_peak_bytes(pid: int) -> int | None:

@@ -12,7 +12,10 @@ def start_lines(job: MapJob, stages: list[CliStage]) -> list[str]:
     """The input, the output, and each CLI's concurrency and memory estimate."""
     kept = len(job.previous.done)
     resumed = f" ({kept} already in {job.output}, skipped)" if kept else ""
-    lines = [f"map: {job.total} items from {job.source.describe()}{resumed} -> {job.output}"]
+    if job.previous.retry:
+        resumed += f" ({len(job.previous.retry)} failed before, run again)"
+    where = job.describe_output()
+    lines = [f"map: {job.total} items from {job.source.describe()}{resumed} -> {where}"]
     budget = (
         f"memory budget {mib(job.budget)} ({job.budget_note})"
         if job.budget is not None
@@ -23,9 +26,17 @@ def start_lines(job: MapJob, stages: list[CliStage]) -> list[str]:
         lines.append(
             f"map: {role} {stage.name}: concurrency {stage.concurrency} "
             f"(--concurrency {stage.limit}; {budget}, "
-            f"{mib(stage.default_estimate)} per process estimated)"
+            f"{mib(stage.default_estimate)} per process estimated)" + _standby_note(job, stage)
         )
     return lines
+
+
+def _standby_note(job: MapJob, stage: CliStage) -> str:
+    if stage.standby:
+        return f"; standby {stage.standby} (counted in the memory budget)"
+    if job.standby:
+        return f"; no standby: {stage.spec.standby_refusal_reason()}"
+    return ""
 
 
 def summary_lines(
@@ -36,6 +47,7 @@ def summary_lines(
     lines_written: int,
     elapsed: float,
     interrupted: bool,
+    reader_gone: bool = False,
 ) -> list[str]:
     """The end of a run: counts, CLIs, tokens and cost, latency, memory, how to resume."""
     head = "interrupted after" if interrupted else "finished"
@@ -52,19 +64,53 @@ def summary_lines(
         clis = ", ".join(f"{name} {count}" for name, count in tally.by_cli.most_common())
         moved = f"; {tally.moved} moved to a fallback" if len(stages) > 1 else ""
         lines.append(f"map: by cli: {clis}{moved}")
-    cost = f"${tally.cost:.4f}" if tally.cost is not None else "unknown"
-    lines.append(f"map: tokens in {tally.tokens_in}, out {tally.tokens_out}; cost {cost}")
+    lines.append(f"map: tokens in {tally.tokens_in}, out {tally.tokens_out}; {cost_text(tally)}")
     p50, p95 = tally.percentile(0.5), tally.percentile(0.95)
     if p50 is not None and p95 is not None:
         lines.append(f"map: latency p50 {p50:.2f}s, p95 {p95:.2f}s; wall {elapsed:.1f}s")
     else:
         lines.append(f"map: latency p50 -, p95 -; wall {elapsed:.1f}s")
     lines += _memory_lines(job, stages)
-    if interrupted:
+    lines += _standby_lines(stages)
+    if reader_gone:
         lines.append(
-            f"map: every CLI process was stopped; {lines_written} lines written; "
-            "run again with --resume to finish"
+            f"map: standard output was closed by its reader; stopped after {lines_written} "
+            "lines (the rest were not written)"
         )
+    if interrupted:
+        again = (
+            "run again with --resume to finish"
+            if not job.to_stdout
+            else "with -o - there is nothing to resume from (the ids written are on stdout)"
+        )
+        lines.append(f"map: every CLI process was stopped; {lines_written} lines written; {again}")
+    return lines
+
+
+COST_NOTE = "the CLI's own estimate from its token counts and price list, not a bill"
+"""What a CLI's cost is: claude prices the token counts the provider (or an emulator, whose
+counts are its own estimates) sent back with its price list for the model; codex and gemini
+report none; the fake CLI reports 0."""
+
+
+def cost_text(tally: Tally) -> str:
+    """``cost $1.5200 as reported by the CLI for 98 of 98 items (...)``."""
+    if tally.cost is None:
+        return "cost not reported by the CLI"
+    share = f"{tally.cost_items} of {tally.done} items"
+    return f"cost ${tally.cost:.4f} as reported by the CLI for {share} ({COST_NOTE})"
+
+
+def _standby_lines(stages: list[CliStage]) -> list[str]:
+    lines = []
+    for stage in stages:
+        if stage.standby and stage.sup is not None:
+            stats = stage.sup.statistics()
+            lines.append(
+                f"map: standby {stage.name}: {stats.standby_taken} calls took a standby "
+                f"process, {stats.standby_discarded} discarded, {stats.standby_recycled} "
+                "recycled"
+            )
     return lines
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 
 import attrs
@@ -41,11 +41,16 @@ class MapRun:
     out: OutputFile
     tally: Tally
     progress: ProgressDisplay | None = None
+    stop: Callable[[], None] | None = None  # ends the run (standard output's reader left)
 
     def record(self, item: MapItem, outcome: Result | LLMError, cli: str) -> None:
         """Write the item's line and count it."""
         line = result_line(item, outcome, cli, structured=self.job.output_model is not None)
         self.out.write(line)
+        if self.out.closed_reader:
+            if self.stop is not None:
+                self.stop()
+            return
         self.tally.count(
             None if isinstance(outcome, Result) else outcome.category.value,
             line["cli"],
@@ -127,9 +132,11 @@ async def _open_stage(stack: AsyncExitStack, job: MapJob, stage: CliStage, *, la
             # Read-ahead sized for the most the memory budget could allow.
             concurrency=stage.limit,
             breaker_wait=LAST_BREAKER_WAIT_S if last else 0.0,
+            standby=stage.standby,
         )
     )
     stage.sup = sup
     sup.set_concurrency(stage.concurrency)
+    stage.limit_processes()
     # Every process the supervisor spawns is sampled for its memory.
     sup.add_spawn_listener(stage.on_spawn)

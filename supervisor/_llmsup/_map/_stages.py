@@ -32,6 +32,7 @@ class CliStage:
     limit: int  # --concurrency
     budget: int | None
     default_estimate: int
+    standby: int = 0  # --standby: processes kept waiting for a prompt, beside the calls'
     concurrency: int = 0
     start_concurrency: int = 0
     sup: Supervisor | None = None
@@ -50,22 +51,32 @@ class CliStage:
         return max(self.default_estimate, observed)
 
     def allowed(self) -> int:
+        """Processes for calls: --concurrency, or fewer when the budget holds fewer."""
+        slots = self.memory_slots()
+        return self.limit if slots is None else min(self.limit, slots)
+
+    def memory_slots(self) -> int | None:
+        """How many processes the budget holds (at least one; None: no budget): calls' and
+        standby ones together (`Supervisor.set_process_limit`)."""
         if self.budget is None:
-            return self.limit
-        return max(1, min(self.limit, self.budget // self.estimate()))
+            return None
+        return max(1, self.budget // self.estimate())
 
     def on_spawn(self, pid: int) -> None:
         self.pids[pid] = False
 
     def sample(self) -> None:
+        """Sample the live processes' peaks. A process counts as observed once it has
+        ended (after it was seen alive): a young one, such as a standby process waiting
+        for its prompt, has not reached its peak yet, and must not make the estimate
+        trusted while it is low."""
         for pid, seen in list(self.pids.items()):
             peak = tree_peak_bytes(pid)
             if peak is None:
                 del self.pids[pid]
+                self.observed += seen
                 continue
-            if not seen:
-                self.pids[pid] = True
-                self.observed += 1
+            self.pids[pid] = True
             self.peak = max(self.peak, peak)
         self.adjust()
 
@@ -76,6 +87,15 @@ class CliStage:
             # The supervisor was opened with --concurrency slots of read-ahead; its process
             # limiter is what the memory budget narrows.
             self.sup.set_concurrency(allowed)
+        self.limit_processes()
+
+    def limit_processes(self) -> None:
+        """With standby processes, bound the processes alive (calls' and standby ones) by
+        the memory budget: the supervisor refills its standby processes only below it."""
+        if self.sup is not None and self.standby:
+            slots = self.memory_slots()
+            if slots != self.sup.process_limit:
+                self.sup.set_process_limit(slots)
 
     def breaker_state(self) -> str:
         breaker = self.sup.breaker if self.sup is not None else None
@@ -123,7 +143,8 @@ def build_stages(job: MapJob, limit: int) -> list[CliStage]:
     stages = []
     for index, spec in enumerate(job.specs):
         default = DEFAULT_ESTIMATES_MIB.get(spec.name, OTHER_ESTIMATE_MIB) * MIB
-        stage = CliStage(index, spec, limit, job.budget, default)
+        standby = job.standby if spec.standby_refusal_reason() is None else 0
+        stage = CliStage(index, spec, limit, job.budget, default, standby)
         stage.concurrency = stage.start_concurrency = stage.allowed()
         stages.append(stage)
     return stages

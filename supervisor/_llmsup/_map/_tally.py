@@ -20,7 +20,8 @@ class Tally:
     by_cli: Counter[str] = attrs.Factory(Counter)
     tokens_in: int = 0
     tokens_out: int = 0
-    cost: float | None = None
+    cost: float | None = None  # as the CLIs reported it (Result.cost_usd), summed
+    cost_items: int = 0  # items whose CLI reported a cost
     latencies: array.array[float] = attrs.Factory(lambda: array.array("d"))
 
     @property
@@ -47,6 +48,7 @@ class Tally:
             self.tokens_out += usage.output_tokens
         if cost is not None:
             self.cost = (self.cost or 0.0) + cost
+            self.cost_items += 1
 
     def failures(self) -> str:
         count = self.failed.total()

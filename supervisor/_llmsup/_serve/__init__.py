@@ -3,21 +3,52 @@
 `create_app` builds the ASGI app; its lifespan owns one `open_supervisor`, so every CLI process
 the app starts is stopped when the app stops. `serve` runs it until SIGTERM, SIGINT or SIGHUP.
 
-Endpoints (all but ``/health`` need ``Authorization: Bearer <token>`` when a token is set):
+Endpoints. With a token, every one needs ``Authorization: Bearer <token>`` except
+``/health``, the docs pages and their assets, and ``/openapi.json``; ``/metrics`` follows
+`MetricsAccess` (see below):
 
-- ``POST /ask`` ``{"prompt": str, "output_schema": {...} | null, "system": str | null}`` →
-  `AskResponse`, whose ``cli`` names the CLI that answered (a fallback's, when one did).
-  ``system`` replaces the server's ``--system``; it is passed natively where the CLI takes
-  one. Each call runs in a fresh scratch folder of its own, removed after it, unless the
-  server was given ``--cwd``.
+- ``POST /ask`` `AskRequest` → `AskResponse`, whose ``cli`` names the CLI that answered (a
+  fallback's, when one did). The body: ``prompt``, and optionally
+  ``output_schema`` (below), ``system`` (replaces the server's ``--system``; passed
+  natively where the CLI takes one, else put before the user text), ``model`` (the
+  primary CLI's model: claude, codex and gemini only; a fallback keeps its own; 422 for
+  a CLI without one), ``timeout`` (the most seconds the whole call may take, retries
+  included; past it the CLI is stopped and the answer is 504 ``timeout``; at most
+  `CallLimits.max_timeout`, ``--max-timeout``, else 422; default: only the server's
+  per-attempt timeout) and ``tools`` (``none|read|edit|full``: the call's tool policy, on
+  the CLI's own flags; at most the server's ``--tools``, else 403 ``forbidden`` naming
+  the limit). A bad value is a 422 whose message starts with the field's name. Each call
+  runs each process in a fresh scratch folder of its own, removed after it
+  (``Supervisor.ask(scratch=True)``), unless the server was given ``--cwd``.
 - ``POST /stream`` (same body) → ``text/event-stream``: one ``event: <type>`` / ``data: <json>``
   per typed event (``session_started``, ``text_delta``, ``tool_use``, ...; the CLI's own
   ``result`` event is folded into the final event, and an in-band CLI ``error`` event is sent
   as ``cli_error`` so the two names below stay terminal), then exactly one final
   ``event: result`` (an `AskResponse`) or ``event: error`` (an `ErrorBody`). A call that fails
   before its first event gets a plain JSON error response with the HTTP status below instead.
+  ``?raw=1`` also sends the CLI's own internal events that have no typed model
+  (``event: raw``, such as claude's ``system`` init) and puts each event's original CLI
+  object in its ``raw`` field; by default neither is sent.
 - ``GET /health`` → `HealthResponse` (503 while draining).
-- ``GET /metrics`` → Prometheus text (a per-app registry, never the global one).
+- ``GET /metrics`` → Prometheus text (a per-app registry, never the global one). Who may
+  read it: whoever has the API token (the default), or also the holder of
+  ``--metrics-token`` (a token for ``/metrics`` only, for a scraper), or anyone with
+  ``--public-metrics``. ``llmsup_calls_total{cli,outcome}`` and
+  ``llmsup_call_duration_seconds{cli}`` name the CLI that answered or failed last (a
+  fallback's when the call moved); ``llmsup_fallbacks_total{cli}`` counts the calls that
+  left each CLI; ``llmsup_standby_ready`` and ``llmsup_standby_{taken,discarded,recycled}_total``
+  show ``--standby`` (`SupervisorStatistics`); then retries, restarts, processes spawned,
+  breaker state and rejections, calls in flight.
+- ``GET /docs`` (Swagger UI) and ``GET /redoc`` (ReDoc) work offline: their JS and CSS are
+  served by the app from the `fastapi-offline` package, never from a CDN (see `_docs`).
+  They need no token, since a browser cannot send one to load a page, and neither does
+  ``/openapi.json``, which describes the API and runs nothing; with a token the schema
+  declares a bearer scheme, so Swagger UI's "Authorize" sends it with the calls it makes.
+
+``--standby N``: ``open_supervisor(standby=N, standby_scratch=True)``: N processes of the
+CLI wait for their prompt, each in its own scratch folder, so a plain call skips the
+CLI's start-up. A call with its own model or tools (another argv) spawns as usual. The CLI
+must read its prompt from stdin (for the fake: ``--prompt-via stdin``).
 
 Errors are always an `ErrorBody` ``{"error": {"category", "message", "retry_after"}}``; a
 traceback never reaches a client (it is logged on ``llmsup.serve``):
@@ -31,7 +62,10 @@ timeout                                504
 auth_failure, malformed_output,        502     the CLI (or its API) failed, not the client
 retryable, permanent
 invalid_request                        422     bad body, empty prompt, a prompt no argv can
-                                               carry, an unusable ``output_schema``
+                                               carry, an unusable ``output_schema``, a
+                                               ``timeout`` over the maximum, a ``model``
+                                               the CLI cannot take
+forbidden                              403     ``tools`` beyond the server's ``--tools``
 unauthorized                           401     missing or wrong bearer token
 payload_too_large                      413     body over `MAX_BODY_BYTES`
 unavailable                            503     starting, draining or shutting down
@@ -61,6 +95,7 @@ client gets a clean 503 rather than a connection stuck in the listen backlog.
 
 from ._app import MAX_BODY_BYTES, create_app
 from ._errors import DEFAULT_RETRY_AFTER_S as DEFAULT_RETRY_AFTER_S
+from ._guard import MetricsAccess
 from ._metrics import OUTCOMES as OUTCOMES
 from ._models import (
     MAX_PROMPT_CHARS,
@@ -70,6 +105,7 @@ from ._models import (
     ErrorDetail,
     HealthResponse,
 )
+from ._per_call import CallLimits, Respec
 from ._server import TOKEN_ENV, serve
 from ._sse import SSE_PING_S as SSE_PING_S
 
@@ -79,9 +115,12 @@ __all__ = [
     "TOKEN_ENV",
     "AskRequest",
     "AskResponse",
+    "CallLimits",
     "ErrorBody",
     "ErrorDetail",
     "HealthResponse",
+    "MetricsAccess",
+    "Respec",
     "create_app",
     "serve",
 ]

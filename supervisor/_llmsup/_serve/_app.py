@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +25,7 @@ from supervisor import (
 )
 
 from ._calls import GONE, Gone, prepare_call, result_response, unless_disconnected
+from ._docs import OPENAPI_URL, add_docs
 from ._errors import (
     ClientError,
     error_response,
@@ -33,9 +34,10 @@ from ._errors import (
     unavailable,
     validation_message,
 )
-from ._guard import RequestGuard
+from ._guard import MetricsAccess, RequestGuard, check_token
 from ._metrics import PROMETHEUS_TEXT, ServeMetrics
 from ._models import AskRequest, AskResponse, ErrorBody, HealthResponse
+from ._per_call import CallLimits, request_deadline
 from ._sse import EventStreamResponse
 from ._state import ABORTED, ServeState
 
@@ -45,7 +47,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 """The largest request body read (a maximal prompt JSON-escaped, plus a schema)."""
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 422, 429, 502, 503, 504)
+    status: {"model": ErrorBody} for status in (401, 403, 422, 429, 502, 503, 504)
 }
 
 HealthStatus = Literal["ok", "degraded", "draining", "starting"]
@@ -62,6 +64,9 @@ def create_app(
     fallback: Sequence[CliSpec] = (),
     system: str | None = None,
     cwd: str | None = None,
+    metrics: MetricsAccess | None = None,
+    limits: CallLimits | None = None,
+    standby: int = 0,
 ) -> FastAPI:
     """The ``llmsup serve`` ASGI app for `spec`; see the module docs for the API.
 
@@ -69,6 +74,10 @@ def create_app(
     answer's ``cli`` field names the one that answered. ``system``: the default system
     prompt (a request's ``system`` replaces it). ``cwd``: the folder every call runs in;
     None (the default) gives each call a fresh scratch folder, removed after it.
+    ``metrics``: who may read ``/metrics`` (default: whoever has ``token``).
+    ``limits``: what a request's own ``timeout``, ``model`` and ``tools`` may be (default:
+    any timeout; no per-request model, and tools only as the spec's). ``standby``:
+    processes kept started ahead of calls (``open_supervisor(standby=...)``).
 
     The app's lifespan opens one supervisor (``open_supervisor(spec, retry=..., ...)``),
     available as ``app.state.supervisor`` while it runs; leaving the lifespan stops every CLI
@@ -88,6 +97,9 @@ def create_app(
         fallback=fallback,
         system=system,
         cwd=cwd,
+        metrics=metrics,
+        limits=limits,
+        standby=standby,
     )[0]
 
 
@@ -98,10 +110,8 @@ def check_app_arguments(spec: object, concurrency: object, token: str | None) ->
     # The same check (and message) as open_supervisor's, made before the lifespan starts.
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-    if token is not None and (
-        not token or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token)
-    ):
-        raise ValueError("the token must be a non-empty string of printable ASCII, no spaces")
+    if token is not None:
+        check_token(token)
 
 
 def build_app(
@@ -115,11 +125,20 @@ def build_app(
     fallback: Sequence[CliSpec] = (),
     system: str | None = None,
     cwd: str | None = None,
+    metrics: MetricsAccess | None = None,
+    limits: CallLimits | None = None,
+    standby: int = 0,
 ) -> tuple[FastAPI, ServeState]:
     """The app and the state `serve` drains (`create_app` keeps only the app)."""
+    # Long because: one flat sequence building the app; each step is a call.
     check_app_arguments(spec, concurrency, token)
-    state = ServeState(spec, system=system, cwd=cwd)
-    metrics = ServeMetrics(state)
+    refusal = spec.standby_refusal_reason() if standby else None
+    if refusal is not None:
+        raise ValueError(f"standby is not possible for {spec.name}: {refusal}")
+    state = ServeState(
+        spec, system=system, cwd=cwd, fallback=tuple(fallback), limits=limits or CallLimits()
+    )
+    counters = ServeMetrics(state)
 
     supervised = functools.partial(
         open_supervisor,
@@ -129,6 +148,8 @@ def build_app(
         breaker=breaker,
         concurrency=concurrency,
         fallback=fallback,
+        standby=standby,
+        standby_scratch=cwd is None,  # a call's standby process waits in its own folder
     )
     app = FastAPI(
         title="llmsup",
@@ -136,13 +157,15 @@ def build_app(
         lifespan=_lifespan(state, supervised),
         docs_url=None,
         redoc_url=None,
+        openapi_url=OPENAPI_URL,
     )
     app.state.supervisor = None
-    app.state.metrics_registry = metrics.registry
-    app.add_middleware(RequestGuard, token=token, max_body_bytes=MAX_BODY_BYTES)
+    app.state.metrics_registry = counters.registry
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=MAX_BODY_BYTES, metrics=metrics)
+    add_docs(app, bearer=token is not None)
     _add_error_handlers(app, spec)
-    _add_call_routes(app, state, metrics)
-    _add_status_routes(app, state, metrics)
+    _add_call_routes(app, state, counters)
+    _add_status_routes(app, state, counters)
     return app, state
 
 
@@ -206,17 +229,25 @@ def _add_call_routes(app: FastAPI, state: ServeState, metrics: ServeMetrics) -> 
     async def ask(body: AskRequest, request: Request) -> AskResponse | Response:
         """Run one call and return its result."""
         prompt, model = prepare_call(body, spec)
+        options = state.options_of(body)
         outcome: Result | Gone = GONE
-        system = state.system_of(body)
-        with state.call_slot() as slot, metrics.track() as tracked, state.call_folder() as cwd:
-            with slot.abort:
-                call = functools.partial(slot.supervisor.ask, prompt, model, system=system, cwd=cwd)
+        with state.call_slot() as slot, metrics.track() as tracked:
+            with slot.abort, request_deadline(options.timeout, spec.name):
+                call = functools.partial(
+                    slot.supervisor.ask,
+                    prompt,
+                    model,
+                    system=options.system,
+                    adapt=options.adapt,
+                    **state.folder,
+                )
                 outcome = await unless_disconnected(request.receive, call)
             if isinstance(outcome, Gone):
                 tracked.outcome = "cancelled"
                 if slot.abort.cancelled_caught:
                     raise unavailable(ABORTED)
                 return Response(status_code=499)  # nobody will read it
+            tracked.cli = outcome.cli
         return result_response(outcome)
 
     @app.post(
@@ -225,10 +256,18 @@ def _add_call_routes(app: FastAPI, state: ServeState, metrics: ServeMetrics) -> 
         response_class=EventStreamResponse,
         responses={200: {"content": {"text/event-stream": {}}}, **_ERROR_RESPONSES},
     )
-    async def stream(body: AskRequest) -> Response:
-        """Stream one call as server-sent events."""
+    async def stream(
+        body: AskRequest,
+        raw: bool = Query(
+            default=False,
+            description="Also send the CLI's own events the typed model has no type for "
+            "(``event: raw``), and each event's original CLI object as its ``raw`` field.",
+        ),
+    ) -> Response:
+        """Stream one call as server-sent events (the typed events; ``?raw=1``: the CLI's
+        own internal events too)."""
         prompt, model = prepare_call(body, spec)
-        return EventStreamResponse(state, metrics, prompt, model, state.system_of(body))
+        return EventStreamResponse(state, metrics, prompt, model, state.options_of(body), raw=raw)
 
 
 def _add_status_routes(app: FastAPI, state: ServeState, metrics: ServeMetrics) -> None:

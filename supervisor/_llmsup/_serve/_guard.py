@@ -1,13 +1,44 @@
-"""The ASGI guard: bearer token (every path but ``/health``) and body size, before the app."""
+"""The ASGI guard: bearer tokens and body size, before the app.
+
+The API token guards every path but the public ones (``/health``, the docs pages, their
+assets and ``/openapi.json``: see `_docs.is_public`). ``/metrics`` follows `MetricsAccess`:
+the API token (the default), a token of its own (``--metrics-token``; the API token is
+taken too), or none (``--public-metrics``).
+"""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
 
+import attrs
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._docs import is_public
 from ._errors import error_response
+
+METRICS_PATH = "/metrics"
+
+
+@attrs.frozen
+class MetricsAccess:
+    """Who may read ``/metrics``: ``public`` (anyone), else a bearer ``token`` of its own
+    (None: the API token, as for every other path)."""
+
+    token: str | None = None
+    public: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.public and self.token is not None:
+            raise ValueError("/metrics is either public or behind its own token, not both")
+        if self.token is not None:
+            check_token(self.token, "the metrics token")
+
+
+def check_token(token: str, what: str = "the token") -> None:
+    """Refuse a token no header can carry."""
+    if not token or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError(f"{what} must be a non-empty string of printable ASCII, no spaces")
 
 
 def authorized(headers: Iterable[tuple[bytes, bytes]], token: bytes | None) -> bool:
@@ -41,17 +72,42 @@ class RequestGuard:
     The body is read here, up to `max_body_bytes`, and replayed to the app in one message.
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        max_body_bytes: int,
+        metrics: MetricsAccess | None = None,
+    ) -> None:
         self.app = app
         self._token = token.encode() if token is not None else None
         self._max = max_body_bytes
+        self._metrics = metrics or MetricsAccess()
+        self._metrics_token = (
+            self._metrics.token.encode() if self._metrics.token is not None else None
+        )
+
+    def allowed(self, path: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether a request for ``path`` with ``headers`` may go on."""
+        if is_public(path):
+            return True
+        if path == METRICS_PATH:
+            if self._metrics.public:
+                return True
+            if self._metrics_token is not None:
+                headers = list(headers)
+                return authorized(headers, self._metrics_token) or (
+                    self._token is not None and authorized(headers, self._token)
+                )
+        return authorized(headers, self._token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = scope.get("headers", ())
-        if scope["path"] != "/health" and not authorized(headers, self._token):
+        if not self.allowed(scope["path"], headers):
             response = error_response(
                 401,
                 "unauthorized",

@@ -27,7 +27,10 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 @attrs.define
 class TrackedCall:
+    """One call's ``outcome`` and ``cli`` labels (set by the handler, else inferred)."""
+
     outcome: str | None = None
+    cli: str | None = None
 
 
 class _SupervisorCollector:
@@ -57,7 +60,37 @@ class _SupervisorCollector:
                 "breaker_rejections",
             ),
         ]
+        fallbacks = CounterMetricFamily(
+            "llmsup_fallbacks",
+            "Calls moved from a CLI to the next of the fallback chain, by the CLI they left.",
+            labels=["cli"],
+        )
+        for cli, count in sorted((stats.fallbacks if stats else {}).items()):
+            fallbacks.add_metric([cli], count)
+        standby = [
+            ("llmsup_standby_taken", "Standby processes handed to a call.", "standby_taken"),
+            (
+                "llmsup_standby_discarded",
+                "Standby processes thrown away: they exited or wrote before their prompt.",
+                "standby_discarded",
+            ),
+            (
+                "llmsup_standby_recycled",
+                "Standby processes stopped and replaced for their age.",
+                "standby_recycled",
+            ),
+        ]
         return [
+            fallbacks,
+            GaugeMetricFamily(
+                "llmsup_standby_ready",
+                "Standby processes started and waiting for their prompt (--standby).",
+                value=stats.standby_ready if stats else 0,
+            ),
+            *(
+                CounterMetricFamily(name, doc, value=getattr(stats, field) if stats else 0)
+                for name, doc, field in standby
+            ),
             GaugeMetricFamily(
                 "llmsup_in_flight",
                 "Calls in progress in the supervisor (queued for a slot included).",
@@ -78,17 +111,22 @@ class _SupervisorCollector:
 class ServeMetrics:
     def __init__(self, state: ServeState) -> None:
         self.registry = CollectorRegistry()
+        self._default_cli = state.spec.name
         self.calls = Counter(
             "llmsup_calls",
-            "Calls answered, by outcome: ok or the error category.",
-            ["outcome"],
+            "Calls answered, by outcome (ok or the error category) and by the CLI that "
+            "answered or failed last (a fallback's when the call moved).",
+            ["outcome", "cli"],
             registry=self.registry,
         )
-        for outcome in OUTCOMES:
-            self.calls.labels(outcome=outcome)
+        for cli in dict.fromkeys(spec.name for spec in state.chain):
+            for outcome in OUTCOMES:
+                self.calls.labels(outcome=outcome, cli=cli)
         self.duration = Histogram(
             "llmsup_call_duration_seconds",
-            "Wall time of calls, retries and backoff included.",
+            "Wall time of calls, retries and backoff included, by the CLI that answered "
+            "or failed last.",
+            ["cli"],
             buckets=_DURATION_BUCKETS,
             registry=self.registry,
         )
@@ -103,6 +141,7 @@ class ServeMetrics:
             yield tracked
         except LLMError as error:
             tracked.outcome = tracked.outcome or error.category.value
+            tracked.cli = tracked.cli or error.cli
             raise
         except trio.Cancelled:
             tracked.outcome = tracked.outcome or "cancelled"
@@ -111,8 +150,9 @@ class ServeMetrics:
             tracked.outcome = tracked.outcome or "internal"
             raise
         finally:
-            self.calls.labels(outcome=tracked.outcome or "ok").inc()
-            self.duration.observe(trio.current_time() - started)
+            cli = tracked.cli or self._default_cli
+            self.calls.labels(outcome=tracked.outcome or "ok", cli=cli).inc()
+            self.duration.labels(cli=cli).observe(trio.current_time() - started)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

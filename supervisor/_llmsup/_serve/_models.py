@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from actors import Usage
+from actors import ToolPolicy, Usage
 
 MAX_PROMPT_CHARS = 1_000_000
 """The longest prompt accepted, in characters."""
@@ -29,12 +30,40 @@ class AskRequest(BaseModel):
         "the server's --system).",
     )
 
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@\[\]-]*$",
+        description="The model for this call, passed to the CLI's own model option "
+        "(default: the server's --model). Refused (422) for a CLI that takes none.",
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="The most seconds this call may take, retries included; past it the "
+        "call is stopped and answered 504 timeout (default: the server's timeout; at "
+        "most the server's --max-timeout).",
+    )
+    tools: ToolPolicy | None = Field(
+        default=None,
+        description="The tool policy for this call: none, read, edit or full (default: "
+        "the server's --tools, which is also the most a request may ask for: more is 403).",
+    )
+
     @field_validator("prompt")
     @classmethod
     def _not_blank(cls, prompt: str) -> str:
         if not prompt.strip():
             raise ValueError("the prompt is blank")
         return prompt
+
+    @field_validator("timeout")
+    @classmethod
+    def _finite(cls, timeout: float | None) -> float | None:
+        if timeout is not None and not math.isfinite(timeout):
+            raise ValueError("the timeout must be a finite number of seconds")
+        return timeout
 
 
 class AskResponse(BaseModel):

@@ -23,6 +23,8 @@ from actors.lowlevel import PreboundConfig, bind_sockets, unwrap_group
 from supervisor import CircuitBreaker, RetryConfig
 
 from ._app import build_app
+from ._guard import MetricsAccess
+from ._per_call import CallLimits
 from ._state import ServeState
 
 if TYPE_CHECKING:
@@ -60,6 +62,9 @@ async def serve(
     fallback: Sequence[CliSpec] = (),
     system: str | None = None,
     cwd: str | None = None,
+    metrics: MetricsAccess | None = None,
+    limits: CallLimits | None = None,
+    standby: int = 0,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> int:
@@ -70,7 +75,8 @@ async def serve(
     ``await nursery.start(serve, spec, "127.0.0.1", 0)`` returns it). ``token`` defaults to
     the `TOKEN_ENV` environment variable (empty means none). ``shutdown_trigger``: an
     extra way to start the shutdown (it returns → same as the first signal).
-    ``fallback``, ``system``, ``cwd``: see `create_app`.
+    ``fallback``, ``system``, ``cwd``, ``metrics``, ``limits``, ``standby``: see
+    `create_app`.
 
     Shutdown: draining (new calls get 503), then up to ``grace_s`` for calls in flight,
     then the rest are cancelled, the listener closed and the supervisor closed, which
@@ -95,6 +101,9 @@ async def serve(
         fallback=fallback,
         system=system,
         cwd=cwd,
+        metrics=metrics,
+        limits=limits,
+        standby=standby,
     )
     _warn_without_token(host, token)
     shutdown = ServeShutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
-from actors import ErrorCategory, ErrorReport, Event, FinalResult, LLMError
+from actors import ErrorCategory, ErrorReport, Event, FinalResult, LLMError, RawEvent
 from supervisor import JSONExtractor, Result, Supervisor, schema_instructions
 
 from ._calls import result_response, wait_for_disconnect
@@ -25,6 +26,7 @@ from ._errors import (
     unavailable,
 )
 from ._metrics import ServeMetrics, TrackedCall
+from ._per_call import CallOptions, deadline_error
 from ._state import ABORTED, ServeState
 
 SSE_PING_S = 15.0
@@ -33,6 +35,23 @@ SSE_PING_S = 15.0
 
 def _sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+def event_frame(event: Event, *, raw: bool) -> bytes | None:
+    """One event as SSE, or None when it is not sent: by default the typed events only
+    (an in-band CLI ``error`` named ``cli_error``); with ``raw`` also `RawEvent` (the
+    CLI's own events the typed model has no type for), and every event's original CLI
+    object as its ``raw`` field."""
+    if isinstance(event, FinalResult):
+        return None  # folded into the final "result"
+    if isinstance(event, RawEvent) and not raw:
+        return None
+    name = "cli_error" if isinstance(event, ErrorReport) else event.type
+    if not raw:
+        return _sse(name, event.model_dump_json())
+    data = event.model_dump(mode="json")
+    data["raw"] = event.raw
+    return _sse(name, json.dumps(data, separators=(",", ":")))
 
 
 @attrs.define
@@ -52,10 +71,13 @@ class EventStreamResponse(Response):
         metrics: ServeMetrics,
         prompt: str,
         model: type[BaseModel] | None,
-        system: str | None = None,
+        options: CallOptions,
+        *,
+        raw: bool = False,
     ) -> None:
         super().__init__(status_code=200)
-        self._system = system
+        self._options = options
+        self._raw = raw
         self._state = state
         self._metrics = metrics
         self._prompt = prompt
@@ -118,22 +140,13 @@ class EventStreamResponse(Response):
         end = await self._relay(sup, prompt, start, emit)
         final: tuple[str, BaseModel] | None = None
         if end.result is not None:
-            data: Any = None
-            problem: str | None = None
-            if self._model is not None:
-                data, problem = JSONExtractor().extract_json(end.result.text, self._model)
-            if problem is None:
-                tracked.outcome = "ok"  # before the last send, which may see the disconnect
-                final = ("result", result_response(end.result, data))
+            tracked.cli = end.result.cli
+            response_or_error = self._checked(end.result)
+            if isinstance(response_or_error, LLMError):
+                end = _End(error=response_or_error)
             else:
-                end = _End(
-                    error=LLMError(
-                        f"the answer did not match the output_schema: {problem}",
-                        ErrorCategory.MALFORMED_OUTPUT,
-                        cli=end.result.cli,
-                        raw_text=end.result.text,
-                    )
-                )
+                tracked.outcome = "ok"  # before the last send, which may see the disconnect
+                final = ("result", response_or_error)
         if final is None:
             error = end.error or LLMError("the stream ended without a result", cli=sup.cli.name)
             tracked.outcome = error.category.value
@@ -152,6 +165,20 @@ class EventStreamResponse(Response):
             }
         )
 
+    def _checked(self, result: Result) -> BaseModel | LLMError:
+        """The final ``result`` body, or the error of an answer not matching the schema."""
+        data: Any = None
+        if self._model is not None:
+            data, problem = JSONExtractor().extract_json(result.text, self._model)
+            if problem is not None:
+                return LLMError(
+                    f"the answer did not match the output_schema: {problem}",
+                    ErrorCategory.MALFORMED_OUTPUT,
+                    cli=result.cli,
+                    raw_text=result.text,
+                )
+        return result_response(result, data)
+
     async def _relay(
         self,
         sup: Supervisor,
@@ -160,24 +187,42 @@ class EventStreamResponse(Response):
         emit: Callable[[bytes], Awaitable[None]],
     ) -> _End:
         """Send the call's events (starting the response at the first one); return its end."""
+        options = self._options
+        with trio.move_on_after(options.timeout or math.inf) as deadline:
+            end = await self._relay_events(sup, prompt, start, emit)
+        if deadline.cancelled_caught:
+            assert options.timeout is not None
+            return _End(error=deadline_error(options.timeout, sup.cli.name))
+        return end
+
+    async def _relay_events(
+        self,
+        sup: Supervisor,
+        prompt: str,
+        start: Callable[[], Awaitable[None]],
+        emit: Callable[[bytes], Awaitable[None]],
+    ) -> _End:
+        options = self._options
         try:
-            with self._state.call_folder() as cwd:
-                async with sup.stream(prompt, system=self._system, cwd=cwd) as events:
-                    while True:
-                        event: Event | None = None
-                        with trio.move_on_after(SSE_PING_S if self._started else math.inf):
-                            try:
-                                event = await anext(events)
-                            except StopAsyncIteration:
-                                return _End(result=events.result)
-                            except LLMError as error:
-                                return _End(error=error)
-                        if event is None:
-                            await emit(b": ping\n\n")  # silence on an open stream
-                        elif not isinstance(event, FinalResult):  # folded into "result"
-                            if not self._started:
-                                await start()
-                            name = "cli_error" if isinstance(event, ErrorReport) else event.type
-                            await emit(_sse(name, event.model_dump_json()))
+            async with sup.stream(
+                prompt, system=options.system, adapt=options.adapt, **self._state.folder
+            ) as events:
+                while True:
+                    event: Event | None = None
+                    with trio.move_on_after(SSE_PING_S if self._started else math.inf):
+                        try:
+                            event = await anext(events)
+                        except StopAsyncIteration:
+                            return _End(result=events.result)
+                        except LLMError as error:
+                            return _End(error=error)
+                    if event is None:
+                        await emit(b": ping\n\n")  # silence on an open stream
+                        continue
+                    frame = event_frame(event, raw=self._raw)
+                    if frame is not None:
+                        if not self._started:
+                            await start()
+                        await emit(frame)
         except LLMError as error:  # the supervisor refused the stream itself
             return _End(error=error)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import trio
@@ -14,6 +14,7 @@ from supervisor import Supervisor
 
 from ._errors import unavailable
 from ._models import AskRequest
+from ._per_call import CallLimits, CallOptions, call_options
 
 
 @attrs.define(eq=False)
@@ -34,6 +35,8 @@ class ServeState:
     system: str | None = None  # the default system prompt (a request's replaces it)
     cwd: str | None = None  # every call's folder (None: a scratch folder per call)
     draining: bool = False
+    fallback: tuple[CliSpec, ...] = ()
+    limits: CallLimits = attrs.field(factory=CallLimits)
     _slots: set[CallSlot] = attrs.field(factory=set)
     _idle: trio.Event = attrs.field(factory=trio.Event)
 
@@ -58,19 +61,27 @@ class ServeState:
                 self._idle.set()
                 self._idle = trio.Event()
 
+    @property
+    def chain(self) -> tuple[CliSpec, ...]:
+        """The CLIs a call may run on: the server's, then its fallbacks."""
+        return (self.spec, *self.fallback)
+
     def system_of(self, body: AskRequest) -> str | None:
         """The call's system prompt: the request's, else the server's default."""
         return body.system if body.system is not None else self.system
 
-    @contextlib.contextmanager
-    def call_folder(self) -> Iterator[str]:
-        """The folder a call runs in: ``cwd`` when set, else a fresh scratch folder of its
-        own, removed (with whatever the CLI left in it) when the call ends."""
+    def options_of(self, body: AskRequest) -> CallOptions:
+        """The call's options within the server's limits (a `ClientError` when outside)."""
+        return call_options(body, self.chain, self.limits, self.system)
+
+    @property
+    def folder(self) -> dict[str, Any]:
+        """Where a call runs, as `Supervisor.ask` takes it: ``cwd`` when set, else a fresh
+        scratch folder per process (``scratch=True``), removed with whatever the CLI left
+        in it when the process ends (a standby process is started in its own)."""
         if self.cwd is not None:
-            yield self.cwd
-            return
-        with tempfile.TemporaryDirectory(prefix="llmsup-serve-") as folder:
-            yield folder
+            return {"cwd": self.cwd}
+        return {"scratch": True}
 
     async def wait_idle(self) -> None:
         while self._slots:
