@@ -283,8 +283,10 @@ def test_daemon_stops_by_itself_after_its_duration() -> None:
 
 def test_daemon_stops_on_sigterm_leaving_no_process() -> None:
     token = marker()
-    # "stuck" in the job name makes every fake CLI call hang: processes are in flight.
-    proc = start_example("daemon", "--duration", "60", "--job", f"stuck-{token}")
+    # "stuck" in the job name makes every fake CLI call hang: processes are in flight. The
+    # duration is far past `stop`'s guard, so a daemon that ignored SIGTERM cannot pass by
+    # ending on its own.
+    proc = start_example("daemon", "--duration", "600", "--job", f"stuck-{token}")
     try:
         output = OutputReader(proc)
         output.wait_for("daemon started", timeout=20)

@@ -1,16 +1,32 @@
-"""Nothing lost: `map` over random fault plans, with real processes.
+"""Nothing lost: `map` over random fault plans, on the simulated backend and with real processes.
 
 Each prompt names its fault; whatever the mix, the concurrency and the interleaving, every
 prompt gets exactly one outcome, in input order, of the category its fault implies, and no
-process survives the map.
+process survives the map. The simulated backend (`actors.simulated`, the fake's own script run
+in process on trio's clock, here an autojumping `MockClock`) runs the property on hundreds of
+examples; a few run on real fake-CLI processes, which add what only processes have (pipes,
+signals, the stop sequence).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor import ErrorCategory, LLMError, Result, RetryConfig, TimeoutConfig, open_supervisor
+import actors
+from supervisor import (
+    ErrorCategory,
+    LLMError,
+    Result,
+    RetryConfig,
+    SupervisorStatistics,
+    TimeoutConfig,
+    open_supervisor,
+)
 
 from ..helpers import fake, live_processes_with, marker
 
@@ -34,40 +50,31 @@ PLAN = {
 }
 
 
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+# At most one stall per example: it costs chunk_receive per attempt.
+FAULT_MIXES = st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=14).filter(
+    lambda kinds: kinds.count("hang") <= 1
 )
-@given(
-    # At most one stall per example: it costs chunk_receive per attempt.
-    kinds=st.lists(st.sampled_from(sorted(FAULTS)), min_size=1, max_size=14).filter(
-        lambda kinds: kinds.count("hang") <= 1
-    ),
-    concurrency=st.integers(min_value=1, max_value=8),
-    attempts=st.integers(min_value=1, max_value=2),
+# Only "hang" may time out. A loaded machine can take seconds to start a process
+# (first_output, not chunk_receive, bounds that: it used to be 1.5 s too) or to run one whole
+# attempt; chunk_receive is the cost of each "hang" attempt, so it stays short, yet well above
+# a healthy gap between chunks.
+TIMEOUTS = TimeoutConfig(
+    total_execution=120, chunk_receive=3, first_output=60, graceful_shutdown=0.2
 )
-async def test_map_gives_exactly_one_outcome_per_prompt_in_order(
-    kinds: list[str], concurrency: int, attempts: int
-) -> None:
-    token = marker()
-    prompts = [f"[{kind}] {index} {token}" for index, kind in enumerate(kinds)]
-    async with open_supervisor(
-        fake(PLAN, max_line_bytes=50_000),
-        retry=RetryConfig(max_attempts=attempts, initial_delay_ms=1, max_delay_ms=5),
-        # Only "hang" may time out. A loaded machine can take seconds to start a process
-        # (first_output, not chunk_receive, bounds that: it used to be 1.5 s too) or to run
-        # one whole attempt; chunk_receive is the cost of each "hang" attempt, so it stays
-        # short, yet well above a healthy gap between chunks.
-        timeouts=TimeoutConfig(
-            total_execution=120, chunk_receive=3, first_output=60, graceful_shutdown=0.2
-        ),
-        concurrency=concurrency,
-    ) as sup:
-        outcomes = await sup.map(prompts)
-        stats = sup.statistics()
 
-    assert len(outcomes) == len(prompts)
+
+def _retry(attempts: int) -> RetryConfig:
+    return RetryConfig(max_attempts=attempts, initial_delay_ms=1, max_delay_ms=5)
+
+
+def _check_outcomes(
+    kinds: list[str],
+    prompts: list[str],
+    outcomes: Sequence[Result | LLMError],
+    stats: SupervisorStatistics,
+    attempts: int,
+) -> None:
+    assert len(outcomes) == len(prompts), "map lost or added outcomes"
     for kind, prompt, outcome in zip(kinds, prompts, outcomes, strict=True):
         expected = FAULTS[kind][1]
         if expected is None:
@@ -81,4 +88,57 @@ async def test_map_gives_exactly_one_outcome_per_prompt_in_order(
             assert outcome.attempts == (attempts if retried else 1)
     assert stats.succeeded + stats.failed == len(prompts)
     assert stats.in_flight == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kinds=FAULT_MIXES,
+    concurrency=st.integers(min_value=1, max_value=8),
+    attempts=st.integers(min_value=1, max_value=2),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_simulated_map_gives_exactly_one_outcome_per_prompt_in_order(
+    kinds: list[str], concurrency: int, attempts: int, seed: int
+) -> None:
+    prompts = [f"[{kind}] {index}" for index, kind in enumerate(kinds)]
+
+    async def run() -> None:
+        async with open_supervisor(
+            actors.simulated(PLAN, seed=seed, max_line_bytes=50_000),
+            retry=_retry(attempts),
+            timeouts=TIMEOUTS,
+            concurrency=concurrency,
+            sweep_orphans=False,  # nothing here spawns a process
+        ) as sup:
+            outcomes = await sup.map(prompts)
+            stats = sup.statistics()
+        _check_outcomes(kinds, prompts, outcomes, stats, attempts)
+
+    trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    kinds=FAULT_MIXES,
+    concurrency=st.integers(min_value=1, max_value=8),
+    attempts=st.integers(min_value=1, max_value=2),
+)
+async def test_map_gives_exactly_one_outcome_per_prompt_in_order(
+    kinds: list[str], concurrency: int, attempts: int
+) -> None:
+    token = marker()
+    prompts = [f"[{kind}] {index} {token}" for index, kind in enumerate(kinds)]
+    async with open_supervisor(
+        fake(PLAN, max_line_bytes=50_000),
+        retry=_retry(attempts),
+        timeouts=TIMEOUTS,
+        concurrency=concurrency,
+    ) as sup:
+        outcomes = await sup.map(prompts)
+        stats = sup.statistics()
+    _check_outcomes(kinds, prompts, outcomes, stats, attempts)
     assert live_processes_with(token) == []

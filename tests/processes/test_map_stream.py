@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
@@ -66,16 +67,26 @@ async def test_leaving_early_stops_the_rest() -> None:
     plan = {"rules": [{"match": "slow", "latency_s": 30}]}
     async with open_supervisor(fake(plan), concurrency=4) as sup:
         prompts = ["quick", *[f"{token} slow {i}" for i in range(6)]]
-        async with sup.map_stream(prompts) as results:
-            async for _first in results:
-                # Leave only once slow calls are really running (under load they may not
-                # have started yet), so the check below is about live processes.
-                with trio.fail_after(60):  # a hang guard, not a timing assertion
-                    while len(live_processes_with(token)) < 3:  # noqa: ASYNC110 - /proc offers nothing to await
-                        await trio.sleep(0.02)
-                break
+        # A hang guard, not a timing assertion: the quick call's result must come.
+        with trio.fail_after(120):
+            await _leave_after_the_first(sup.map_stream(prompts), token)
         assert live_processes_with(token) == []
         assert sup.statistics().in_flight == 0
+
+
+async def _leave_after_the_first(
+    stream: AbstractAsyncContextManager[AsyncIterator[Completed]], token: str
+) -> None:
+    """Take the first item of ``stream`` and leave, once 3 slow calls are running."""
+    async with stream as results:
+        async for _first in results:
+            # Leave only once slow calls are really running (under load they may not have
+            # started yet), so the caller's check is about live processes.
+            with trio.fail_after(60):  # a hang guard, not a timing assertion
+                while len(live_processes_with(token)) < 3:  # noqa: ASYNC110 - /proc offers nothing to await
+                    await trio.sleep(0.02)
+            return
+    raise AssertionError("map_stream ended without a single result")
 
 
 async def test_items_that_are_not_strings_fail_alone() -> None:
