@@ -95,9 +95,12 @@ def test_a_rate_limit_on_one_node_pauses_every_node(results: Any) -> None:
     assert len(limited) == 2  # the 429, then its retry once the window was over
     announced = limited[0][0]
     during = [c for c in calls if announced < c[0] < announced + 3 and c[2] != "LIMIT"]
-    # Calls already admitted when the 429 came may still start (at most one per process
-    # slot of the fleet); without the gate the other nodes would have started ~55 more.
-    assert len(during) <= result["limit"], during
+    # Calls admitted before a node heard of the 429 may still start: 4 here, 7 once on a
+    # loaded machine (the news took 0.7 s to reach every node), against ~55 more without
+    # the gate. None starts in the window's last third: every node paused.
+    assert len(during) <= 2 * result["limit"], during
+    late = [c for c in during if c[0] > announced + 2]
+    assert late == [], late
     assert limited[1][0] >= announced + 3  # nobody retried it inside the window
     assert len([c for c in calls if c[0] >= announced + 3]) > 10  # and the fleet resumed
     assert result["left"] == []
