@@ -22,13 +22,12 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _clis import CLI_DIR
+
 import actors
 from actors._fakes._emulator import open_emulator
 from actors._fakes._emulator._homes import cli_environment
 from supervisor import Conversation, open_supervisor
-
-ROOT = Path(__file__).resolve().parent.parent
-CLI_DIR = Path(os.environ.get("LLMSUP_CLI_DIR") or ROOT / ".clis" / "node_modules" / ".bin")
 
 
 async def timed_turn(conv: Conversation, text: str) -> float:

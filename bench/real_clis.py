@@ -23,27 +23,18 @@ import resource
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _clis import CLI_DIR, FACTORIES, CliName
+
 import actors
 from actors._fakes._emulator import open_emulator
 from actors._fakes._emulator._homes import cli_environment
 from supervisor import Result, RetryConfig, open_supervisor
-
-ROOT = Path(__file__).resolve().parent.parent
-CLI_DIR = Path(os.environ.get("LLMSUP_CLI_DIR") or ROOT / ".clis" / "node_modules" / ".bin")
-CliName = Literal["claude", "codex", "gemini"]
-FACTORIES: dict[CliName, Callable[..., actors.CliSpec]] = {
-    "claude": actors.claude,
-    "codex": actors.codex,
-    "gemini": actors.gemini,
-}
 
 
 async def bare_call(spec: actors.CliSpec, prompt: str) -> float:

@@ -19,9 +19,7 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 import attrs
@@ -29,17 +27,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _clis import CLI_DIR, FACTORIES, CliName
+
 import actors
 from supervisor import LLMError, Result, RetryConfig, TimeoutConfig, open_supervisor
 
-ROOT = Path(__file__).resolve().parent.parent
-CLI_DIR = Path(os.environ.get("LLMSUP_CLI_DIR") or ROOT / ".clis" / "node_modules" / ".bin")
-CliName = Literal["claude", "codex", "gemini"]
-FACTORIES: dict[CliName, Callable[..., actors.CliSpec]] = {
-    "claude": actors.claude,
-    "codex": actors.codex,
-    "gemini": actors.gemini,
-}
 LEVELS: tuple[actors.ToolPolicy, ...] = ("none", "read", "edit", "full")
 PROMPT = "Reply with one short greeting."
 SYSTEM = "You are a terse assistant; answer in one line."

@@ -28,28 +28,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import actors
+from _clis import CLI_DIR, FACTORIES, ROOT, CliName
+
 from actors._fakes._emulator import open_emulator
 from actors._fakes._emulator._homes import cli_environment
 from supervisor import Result, RetryConfig, Supervisor, TimeoutConfig, open_supervisor
 
-ROOT = Path(__file__).resolve().parent.parent
-CLI_DIR = Path(os.environ.get("LLMSUP_CLI_DIR") or ROOT / ".clis" / "node_modules" / ".bin")
-CliName = Literal["claude", "codex", "gemini"]
-FACTORIES: dict[CliName, Callable[..., actors.CliSpec]] = {
-    "claude": actors.claude,
-    "codex": actors.codex,
-    "gemini": actors.gemini,
-}
 TIMEOUTS = TimeoutConfig(total_execution=120, chunk_receive=60, first_output=60)
 READY_WAIT_S = 60.0
 
