@@ -123,14 +123,14 @@ async def _run_once(
             on_spawn(proc.pid)
         verdict = await _supervise(spec, proc, payload, outbox, timeouts)
     finally:
-        await end_process(proc, config.graceful_shutdown, spec.name)
-        proc.release()
+        await _end(proc, config.graceful_shutdown, spec.name)
     if isinstance(verdict, LLMError):
         raise verdict
     return verdict
 
 
 async def _end(proc: SpawnedCli, grace: float, name: str) -> None:
+    """The full stop sequence (shielded), then the process's resources released."""
     await end_process(proc, grace, name)
     proc.release()
 

@@ -48,15 +48,7 @@ class AskError(BaseModel):
     @classmethod
     def of(cls, error: LLMError) -> AskError:
         """The JSON form of ``error`` (its message is already redacted)."""
-        return cls(
-            error=AskErrorDetail(
-                category=error.category.value,
-                message=error.message,
-                retry_after=error.retry_after,
-                exit_code=error.exit_code,
-                cli=error.cli,
-            )
-        )
+        return cls(error=AskErrorDetail.model_validate(error.to_dict()))
 
 
 def add_ask_arguments(ask: argparse.ArgumentParser) -> None:

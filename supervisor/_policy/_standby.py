@@ -74,9 +74,6 @@ class StandbyPolicy:
     def starting(self) -> int:
         return len(self._starting)
 
-    def is_ready(self, slot: int) -> bool:
-        return slot in self._ready
-
     def wanted(self, room: float, refill_blocked: bool = False) -> int:
         """How many spawns to begin now: the deficit, at most ``room`` (free process slots
         under the memory budget), none while ``refill_blocked`` or after `stop`."""

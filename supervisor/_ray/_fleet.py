@@ -264,9 +264,4 @@ async def open_fleet(
                 await trio.to_thread.run_sync(ray.shutdown)
 
 
-def total_limit(fleet: Fleet) -> int:
-    """The fleet's process limit for its first CLI."""
-    return sum(node.limits[0] for node in fleet.nodes.values()) if fleet.nodes else 0
-
-
-__all__ = ["Fleet", "FleetDone", "FleetNode", "NodeLost", "open_fleet", "total_limit"]
+__all__ = ["Fleet", "FleetDone", "FleetNode", "NodeLost", "open_fleet"]

@@ -61,16 +61,14 @@ class FleetBudget(RetryBudgetTracker):
         super().__init__(budget, clock=local_clock)
         self.cli = cli
         self._link = link
-        self._local_clock = local_clock
         self._fresh_s = fresh_s
         self._lock = threading.Lock()
         self._answer = BudgetAnswer(True, math.inf, 0)
         self._spent_until = -math.inf  # on this node's clock: refuse locally until then
-        self.asked = 0  # retries asked of the gate (the rest were refused locally)
 
     def apply(self, answer: BudgetAnswer) -> None:
         """Keep the gate's answer as this node's view of the fleet's account."""
-        now = self._local_clock()
+        now = self._clock()
         with self._lock:
             self._answer = answer
             self._spent_until = now + self._fresh_s if answer.left < 1 else -math.inf
@@ -79,10 +77,9 @@ class FleetBudget(RetryBudgetTracker):
         self._link.call_started(self.cli, 1)
 
     def try_retry(self) -> bool:
-        if self._local_clock() < self._spent_until:
+        if self._clock() < self._spent_until:
             self.refused += 1
             return False
-        self.asked += 1
         answer = self._link.take_retry(self.cli)
         self.apply(answer)
         if not answer.granted:

@@ -19,24 +19,21 @@ import attrs
 import trio
 from pydantic import BaseModel
 
-from actors import CliSpec, ErrorCategory, LLMError, TimeoutConfig
+from actors import CliSpec, LLMError, TimeoutConfig
 from actors.lowlevel import mem_available
 
 from .._policy._backoff import RetryConfig
 from .._policy._budget import RetryBudgetTracker
+from .._policy._fallback import next_cli
 from .._result import Result
 from .._supervisor import Supervisor, open_supervisor
 from ._fleet_breaker import FleetBreaker
 
-MOVE_TO_FALLBACK = frozenset(
-    {ErrorCategory.RATE_LIMIT, ErrorCategory.AUTH_FAILURE, ErrorCategory.CIRCUIT_OPEN}
-)
 LAST_BREAKER_WAIT_S = 120.0
 """How long an item may wait for the last CLI's fleet breaker (earlier CLIs fail fast, so
 their items move to the next CLI at once), as locally."""
 
 BUDGET_SHARE = 0.5
-MIB = 1024 * 1024
 
 
 @attrs.frozen
@@ -137,7 +134,7 @@ class NodeProgram:
             except LLMError as error:
                 outcome = error
                 attempts += error.attempts
-                if index < len(self.sups) - 1 and error.category in MOVE_TO_FALLBACK:
+                if next_cli(error, index, len(self.sups)):
                     self.moved += 1
                     continue
             else:

@@ -200,7 +200,11 @@ async def test_close_and_cancel_leave_no_standby_process(tmp_path: Path) -> None
         assert await wait_until_gone(token, 5) == []
 
 
-def _doomed(token: str, spec_plan: dict[str, object], runtime_dir: Path) -> subprocess.Popen[str]:
+def _standby_child(
+    plan: dict[str, object], runtime_dir: Path | None = None
+) -> subprocess.Popen[str]:
+    """A supervisor with two standby processes of the fake, in a child process: it prints
+    "ready" once both wait for their prompt, and "interrupted" when Ctrl+C ends it."""
     script = textwrap.dedent(
         f"""
         import sys, trio
@@ -209,16 +213,21 @@ def _doomed(token: str, spec_plan: dict[str, object], runtime_dir: Path) -> subp
         from supervisor import open_supervisor
 
         async def main():
-            spec = actors.fake({spec_plan!r}, prompt_via="stdin")
+            spec = actors.fake({plan!r}, prompt_via="stdin")
             async with open_supervisor(spec, standby=2) as sup:
                 while sup.statistics().standby_ready < 2:
                     await trio.sleep(0.01)
                 print("ready", flush=True)
                 await trio.sleep_forever()
-        trio.run(main)
+        try:
+            trio.run(main)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
         """
     )
-    env = {**os.environ, "LLMSUP_RUNTIME_DIR": str(runtime_dir)}
+    env = dict(os.environ)
+    if runtime_dir is not None:
+        env["LLMSUP_RUNTIME_DIR"] = str(runtime_dir)
     return subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -233,7 +242,7 @@ async def test_sigkill_then_the_next_start_sweeps_standby_processes(
     # A long start-up: they do not see their stdin close (and exit) when the supervisor
     # dies, so only the supervisor's own clean-up, or the sweep, can end them.
     plan: dict[str, object] = {"startup_marker": str(tmp_path / f"{token}.log"), "startup_s": 60}
-    doomed = _doomed(token, plan, runtime)
+    doomed = _standby_child(plan, runtime)
     try:
         assert doomed.stdout is not None
         assert doomed.stdout.readline().strip() == "ready"
@@ -282,36 +291,12 @@ async def test_the_process_limit_counts_standby_processes(tmp_path: Path) -> Non
     assert await wait_until_gone(token, 5) == []
 
 
-def _interrupted(token: str, plan: dict[str, object]) -> subprocess.Popen[str]:
-    script = textwrap.dedent(
-        f"""
-        import sys, trio
-        sys.path.insert(0, {os.getcwd()!r})
-        import actors
-        from supervisor import open_supervisor
-
-        async def main():
-            spec = actors.fake({plan!r}, prompt_via="stdin")
-            async with open_supervisor(spec, standby=2) as sup:
-                while sup.statistics().standby_ready < 2:
-                    await trio.sleep(0.01)
-                print("ready", flush=True)
-                await trio.sleep_forever()
-        try:
-            trio.run(main)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-        """
-    )
-    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-
-
 async def test_ctrl_c_leaves_no_standby_process(tmp_path: Path) -> None:
     token = marker()
     # A long start-up: they do not see their stdin close (and exit) when the supervisor
     # dies, so only the supervisor's own clean-up, or the sweep, can end them.
     plan: dict[str, object] = {"startup_marker": str(tmp_path / f"{token}.log"), "startup_s": 60}
-    proc = _interrupted(token, plan)
+    proc = _standby_child(plan)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"

@@ -163,12 +163,6 @@ def test_double_at_is_a_literal_leading_at() -> None:
     assert done.stdout == "echo: @handle says hi\n"
 
 
-def test_prompt_that_looks_like_a_flag_stays_a_prompt() -> None:
-    done = run("ask", "--", "--help")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "echo: --help\n"
-
-
 def _digest(text: str) -> str:
     import hashlib
 

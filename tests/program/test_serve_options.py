@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +29,7 @@ import pytest
 from supervisor._llmsup._main import _parser
 
 from ..helpers import live_processes_with, marker
+from .test_serve import metric, parse_sse
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0  # only a guard against a hang
@@ -99,25 +99,6 @@ def llmsup_serve(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=WAIT_S,
         check=False,
     )
-
-
-def parse_sse(text: str) -> list[tuple[str, Any]]:
-    """``[(event, data), ...]`` of a complete ``text/event-stream`` body (comments skipped)."""
-    events = []
-    for block in text.split("\n\n"):
-        lines = [line for line in block.splitlines() if line and not line.startswith(":")]
-        if lines:
-            fields = dict(line.split(": ", 1) for line in lines)
-            events.append((fields["event"], json.loads(fields["data"])))
-    return events
-
-
-def metric(text: str, name: str) -> float:
-    """The value of the sample called exactly ``name`` (labels included) in Prometheus text."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in metrics:\n{text}")
 
 
 def error_of(response: httpx.Response, status: int, category: str) -> str:

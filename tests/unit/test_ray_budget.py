@@ -13,13 +13,7 @@ from supervisor import ErrorCategory, LLMError, RetryBudget, RetryConfig, open_s
 from supervisor._ray._fleet_budget import FleetBudget
 from supervisor._ray._gate_rules import BudgetAnswer, FleetGateRules, GateSettings
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import FakeClock
 
 
 class DirectLink:
@@ -38,9 +32,9 @@ class DirectLink:
 
 
 def fleet(
-    nodes: int, budget: RetryBudget, clock: Clock | None = None
-) -> tuple[Clock, DirectLink, list[FleetBudget]]:
-    clock = clock or Clock()
+    nodes: int, budget: RetryBudget, clock: FakeClock | None = None
+) -> tuple[FakeClock, DirectLink, list[FleetBudget]]:
+    clock = clock or FakeClock(0.0)
     link = DirectLink(FleetGateRules(GateSettings(budget=budget), clock))
     views = [FleetBudget(budget, cli="fake", link=link, local_clock=clock) for _ in range(nodes)]
     return clock, link, views
@@ -85,7 +79,7 @@ def test_the_gate_counts_only_its_own_refusals() -> None:
 
 
 def test_without_a_budget_the_gate_grants_every_retry() -> None:
-    rules = FleetGateRules(GateSettings(), Clock())
+    rules = FleetGateRules(GateSettings(), FakeClock(0.0))
     answer = rules.take_retry("fake")
     assert answer.granted and answer.left == math.inf
     assert rules.retries_refused("fake") == 0

@@ -12,13 +12,7 @@ from supervisor._ray._dispatch import Dispatcher
 from supervisor._ray._fleet_breaker import FleetBreaker
 from supervisor._ray._gate_rules import FleetGateRules, GateRefusal, GateSettings, GateView
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import FakeClock
 
 
 class DirectLink:
@@ -44,8 +38,8 @@ class DirectLink:
             node.apply(view)
 
 
-def fleet(nodes: int, settings: GateSettings | None = None) -> tuple[Clock, list[FleetBreaker]]:
-    clock = Clock()
+def fleet(nodes: int, settings: GateSettings | None = None) -> tuple[FakeClock, list[FleetBreaker]]:
+    clock = FakeClock(0.0)
     link = DirectLink(FleetGateRules(settings or GateSettings(), clock))
     link.nodes = [
         FleetBreaker(name="fake", link=link, local_clock=clock, clock=clock) for _ in range(nodes)
@@ -94,7 +88,7 @@ def test_half_open_trials_are_counted_across_the_fleet_then_close_it() -> None:
 
 
 def test_the_node_that_saw_the_rate_limit_stops_before_the_gate_answers() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
 
     class Silent(DirectLink):
         def record(self, *args: object) -> None:  # the report is still on its way
@@ -131,7 +125,7 @@ def test_without_a_threshold_only_rate_limits_open_it() -> None:
 def test_the_fleet_retry_budget_is_shared() -> None:
     from supervisor import RetryBudget
 
-    clock = Clock()
+    clock = FakeClock(0.0)
     rules = FleetGateRules(GateSettings(budget=RetryBudget(ratio=0.5, min_per_s=0)), clock)
     for _ in range(4):
         rules.call_started("fake")

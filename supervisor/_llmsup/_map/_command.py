@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
 
 import trio
 
@@ -13,7 +12,7 @@ from .._options import BadUsage, add_cli_options
 from .._signals import STOP_SIGNALS, StopRequest, signal_status, watch_stop_signals
 from ._job import MapJob, prepare_job
 from ._output import OutputFile, ReplacingOutput
-from ._report import start_lines, summary_lines
+from ._report import print_lines, start_lines, summary_lines
 from ._run import MapRun, run_stages
 from ._stages import build_stages
 from ._tally import Tally
@@ -108,7 +107,7 @@ async def run_map(args: argparse.Namespace) -> int:
 async def _run_job(job: MapJob, ray: str | None = None) -> int:
     stream = sys.stderr
     stages = build_stages(job, job.policies.concurrency)
-    _print_lines(start_lines(job, stages), stream)
+    print_lines(start_lines(job, stages), stream)
     out = open_output(job)
     run = MapRun(job, stages, out, Tally(job.total))
     interrupted = StopRequest()
@@ -142,7 +141,7 @@ async def _run_job(job: MapJob, ray: str | None = None) -> int:
         interrupted=interrupted.signum is not None,
         reader_gone=out.closed_reader,
     )
-    _print_lines(summary, stream)
+    print_lines(summary, stream)
     failed = bool(run.tally.failed) or job.previous.failed > 0 or not complete or out.closed_reader
     return exit_status(interrupted.signum, failed=failed)
 
@@ -170,9 +169,3 @@ def exit_status(signum: int | None, *, failed: bool) -> int:
     if signum is not None:
         return signal_status(signum)
     return 1 if failed else 0
-
-
-def _print_lines(lines: list[str], stream: TextIO) -> None:
-    for line in lines:
-        print(line, file=stream)
-    stream.flush()

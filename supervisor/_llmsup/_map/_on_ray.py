@@ -19,6 +19,7 @@ from ..._ray._fleet import Fleet, FleetDone, FleetNode, open_fleet
 from ..._ray._node import NodeConfig
 from ._input import MapItem
 from ._output import OutputFile
+from ._report import print_lines
 from ._run import MapRun
 
 PROGRESS_EVERY_S = 5.0
@@ -104,12 +105,6 @@ async def _tick(run: MapRun, fleet: Fleet, stream: TextIO) -> None:
         )
 
 
-def _say(lines: list[str], stream: TextIO) -> None:
-    for line in lines:
-        print(line, file=stream)
-    stream.flush()
-
-
 async def run_on_ray(run: MapRun, address: str, stream: TextIO) -> bool:
     """Run the job's items on the Ray cluster at ``address``, recording each on the driver;
     False when every node was lost before the end (the rest is left for ``--resume``)."""
@@ -138,19 +133,19 @@ async def run_on_ray(run: MapRun, address: str, stream: TextIO) -> bool:
 
     def on_lost(node: FleetNode, count: int, why: str) -> None:
         line = f"map: ray: node {_short(node.name)} lost ({why}); {count} items sent again"
-        _say([line], stream)
+        print_lines([line], stream)
 
     async with open_fleet(node_config(run), address=address) as fleet:
         fleet.on_lost = on_lost
-        _say(fleet_lines(fleet, address), stream)
+        print_lines(fleet_lines(fleet, address), stream)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_tick, run, fleet, stream)
                 await fleet.run(items(), on_done)
                 nursery.cancel_scope.cancel()
         except NodeLost as lost:
-            _say([f"map: ray: {lost}; run again with --resume to finish"], stream)
+            print_lines([f"map: ray: {lost}; run again with --resume to finish"], stream)
             return False
         finally:
-            _say(end_lines(fleet), stream)
+            print_lines(end_lines(fleet), stream)
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 from ._job import MapJob
 from ._memory import mib
 from ._stages import CliStage
@@ -130,3 +132,10 @@ def _memory_lines(job: MapJob, stages: list[CliStage]) -> list[str]:
             f"concurrency {change}"
         )
     return lines
+
+
+def print_lines(lines: list[str], stream: TextIO) -> None:
+    """Print the report ``lines`` on ``stream`` at once (flushed: a progress line is seen)."""
+    for line in lines:
+        print(line, file=stream)
+    stream.flush()

@@ -26,7 +26,7 @@ from ._errors import (
     unavailable,
 )
 from ._metrics import ServeMetrics, TrackedCall
-from ._per_call import CallOptions, deadline_error
+from ._per_call import CallOptions, request_deadline
 from ._state import ABORTED, ServeState
 
 SSE_PING_S = 15.0
@@ -188,41 +188,27 @@ class EventStreamResponse(Response):
     ) -> _End:
         """Send the call's events (starting the response at the first one); return its end."""
         options = self._options
-        with trio.move_on_after(options.timeout or math.inf) as deadline:
-            end = await self._relay_events(sup, prompt, start, emit)
-        if deadline.cancelled_caught:
-            assert options.timeout is not None
-            return _End(error=deadline_error(options.timeout, sup.cli.name))
-        return end
-
-    async def _relay_events(
-        self,
-        sup: Supervisor,
-        prompt: str,
-        start: Callable[[], Awaitable[None]],
-        emit: Callable[[bytes], Awaitable[None]],
-    ) -> _End:
-        options = self._options
         try:
-            async with sup.stream(
-                prompt, system=options.system, adapt=options.adapt, **self._state.folder
-            ) as events:
-                while True:
-                    event: Event | None = None
-                    with trio.move_on_after(SSE_PING_S if self._started else math.inf):
-                        try:
-                            event = await anext(events)
-                        except StopAsyncIteration:
-                            return _End(result=events.result)
-                        except LLMError as error:
-                            return _End(error=error)
-                    if event is None:
-                        await emit(b": ping\n\n")  # silence on an open stream
-                        continue
-                    frame = event_frame(event, raw=self._raw)
-                    if frame is not None:
-                        if not self._started:
-                            await start()
-                        await emit(frame)
-        except LLMError as error:  # the supervisor refused the stream itself
+            with request_deadline(options.timeout, sup.cli.name):
+                async with sup.stream(
+                    prompt, system=options.system, adapt=options.adapt, **self._state.folder
+                ) as events:
+                    while True:
+                        event: Event | None = None
+                        with trio.move_on_after(SSE_PING_S if self._started else math.inf):
+                            try:
+                                event = await anext(events)
+                            except StopAsyncIteration:
+                                return _End(result=events.result)
+                            except LLMError as error:
+                                return _End(error=error)
+                        if event is None:
+                            await emit(b": ping\n\n")  # silence on an open stream
+                            continue
+                        frame = event_frame(event, raw=self._raw)
+                        if frame is not None:
+                            if not self._started:
+                                await start()
+                            await emit(frame)
+        except LLMError as error:  # refused by the supervisor, or past the request's timeout
             return _End(error=error)

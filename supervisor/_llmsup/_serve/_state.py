@@ -66,10 +66,6 @@ class ServeState:
         """The CLIs a call may run on: the server's, then its fallbacks."""
         return (self.spec, *self.fallback)
 
-    def system_of(self, body: AskRequest) -> str | None:
-        """The call's system prompt: the request's, else the server's default."""
-        return body.system if body.system is not None else self.system
-
     def options_of(self, body: AskRequest) -> CallOptions:
         """The call's options within the server's limits (a `ClientError` when outside)."""
         return call_options(body, self.chain, self.limits, self.system)
